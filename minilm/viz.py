@@ -1,0 +1,74 @@
+"""Plots and widgets the notebooks share (figures always carry a title, axis labels and units)."""
+
+from __future__ import annotations
+
+import html
+from typing import Sequence
+
+# Pastel colours that stay readable under black text, cycled over token boundaries.
+TOKEN_COLOURS = ("#ffd6a5", "#caffbf", "#9bf6ff", "#bdb2ff", "#ffc6ff", "#fdffb6", "#a0c4ff")
+
+
+def tokens_html(pieces: Sequence[str], ids: Sequence[int] | None = None) -> str:
+    """Text with each token on its own coloured background (hover shows the id).
+
+    Whitespace is made visible: a space as '·' is not used, instead the background shows it;
+    newlines are drawn as '↵' followed by a line break.
+
+    >>> tokens_html(["Hi", " there"], [1, 2]).count("<span")
+    2
+    """
+    spans = []
+    for n, piece in enumerate(pieces):
+        colour = TOKEN_COLOURS[n % len(TOKEN_COLOURS)]
+        title = f' title="id {ids[n]}"' if ids is not None else ""
+        text = html.escape(piece).replace("\n", "↵<br>")
+        spans.append(f'<span style="background:{colour};color:#000;white-space:pre"{title}>{text}</span>')
+    return '<div style="font-family:monospace;line-height:1.9">' + "".join(spans) + "</div>"
+
+
+def show_tokens(tokenizer, text: str) -> None:
+    """Display ``text`` with coloured token boundaries in a notebook."""
+    from IPython.display import HTML, display
+
+    ids = tokenizer.encode(text)
+    display(HTML(tokens_html(tokenizer.token_strings(ids), ids) + f"<small>{len(ids)} tokens, "
+                 f"{len(text.encode('utf-8'))} bytes</small>"))
+
+
+def tokenizer_explorer(tokenizers: dict, initial: str = "Hello world! 12345 strawberry"):
+    """An ipywidgets text box: type text, see its tokens under every tokenizer given."""
+    import ipywidgets as widgets
+    from IPython.display import HTML, display
+
+    box = widgets.Textarea(value=initial, description="Text:", layout=widgets.Layout(width="95%", height="70px"))
+    out = widgets.Output()
+
+    def render(_=None):
+        out.clear_output()
+        with out:
+            for name, tok in tokenizers.items():
+                ids = tok.encode(box.value)
+                display(HTML(f"<b>{html.escape(name)}</b>: {len(ids)} tokens" + tokens_html(tok.token_strings(ids), ids)))
+
+    box.observe(render, names="value")
+    render()
+    return widgets.VBox([box, out])
+
+
+def plot_bytes_per_token(vocab_sizes: Sequence[int], values: Sequence[float], references: dict | None = None, ax=None):
+    """Compression against vocabulary size (log2 x axis), with reference tokenizers as lines."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 4))
+    ax.plot(vocab_sizes, values, marker="o", label="ours (BPE on Shakespeare)")
+    for n, (name, value) in enumerate((references or {}).items()):
+        ax.axhline(value, linestyle="--", color=f"C{n + 1}", label=name)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("vocabulary size (tokens, log scale)")
+    ax.set_ylabel("bytes per token (held-out plays)")
+    ax.set_title("Larger vocabularies compress text better")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax
