@@ -1,0 +1,41 @@
+"""Shared fixtures: a small tokenizer trained once per session, hypothesis profiles."""
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+# In CI, hypothesis runs a fixed set of examples so a red build is reproducible; locally it explores.
+settings.register_profile("ci", derandomize=True, max_examples=150, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", max_examples=150, deadline=None)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+@pytest.fixture(scope="session")
+def shakespeare_sample():
+    """About 200k characters of training plays: enough for real merges, fast to train on."""
+    from minilm.corpus import shakespeare_texts
+
+    return shakespeare_texts("train", max_chars=200_000)
+
+
+@pytest.fixture(scope="session")
+def small_tokenizer(shakespeare_sample):
+    from minilm.tokenizer import Tokenizer
+
+    return Tokenizer.train(shakespeare_sample, vocab_size=1024)
+
+
+@pytest.fixture(scope="session")
+def cl100k():
+    from minilm.tokenizer import reference_tokenizer
+
+    return reference_tokenizer("cl100k_base")
+
+
+@pytest.fixture
+def isolated_runs(tmp_path, monkeypatch):
+    """Point artifacts and pipeline runs at a temporary folder."""
+    monkeypatch.setenv("MINILM_RUNS", str(tmp_path / "runs"))
+    return tmp_path / "runs"

@@ -1,0 +1,76 @@
+"""Budgets and config validation."""
+
+import pytest
+
+from minilm.config import BUDGETS, Budget, ConfigError, TokenizerConfig, budget_name, check_range, get_budget, runs_dir
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({}, "laptop"),
+    ({"CI": "true"}, "smoke"),
+    ({"MINILM_BUDGET": "gpu"}, "gpu"),
+    ({"MINILM_BUDGET": "laptop", "CI": "true"}, "laptop"),  # an explicit budget beats CI
+    ({"MINILM_BUDGET": " Smoke "}, "smoke"),
+])
+def test_budget_resolution(monkeypatch, env, expected):
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("MINILM_BUDGET", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert budget_name() == expected
+    assert get_budget().name == expected
+
+
+def test_explicit_name_beats_environment(monkeypatch):
+    monkeypatch.setenv("MINILM_BUDGET", "gpu")
+    assert get_budget("smoke").name == "smoke"
+
+
+def test_unknown_budget_is_a_one_line_error(monkeypatch):
+    monkeypatch.setenv("MINILM_BUDGET", "huge")
+    with pytest.raises(ConfigError) as err:
+        get_budget()
+    assert str(err.value) == "budget='huge' is not allowed: choose one of 'smoke', 'laptop', 'gpu'"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"vocab_size": 100}, "vocab_size=100 is out of range: it must be between 257 and 65536"),
+    ({"vocab_size": 70000}, "vocab_size=70000 is out of range"),
+    ({"vocab_size": 1000.5}, "vocab_size=1000.5 is not an integer"),
+    ({"vocab_size": True}, "vocab_size=True is not an integer"),
+    ({"digit_group": 0}, "digit_group=0 is out of range: it must be between 1 and 3"),
+    ({"digit_group": "3"}, "digit_group='3' is not an integer"),
+])
+def test_tokenizer_config_validation_names_the_field(kwargs, message):
+    with pytest.raises(ConfigError) as err:
+        TokenizerConfig(**kwargs)
+    assert str(err.value).startswith(message)
+    assert "\n" not in str(err.value)
+
+
+def test_budgets_are_valid_and_ordered():
+    assert list(BUDGETS) == ["smoke", "laptop", "gpu"]
+    assert BUDGETS["smoke"].tokenizer.vocab_size < BUDGETS["laptop"].tokenizer.vocab_size
+    assert BUDGETS["smoke"].corpus_chars > 0  # smoke uses a prefix of the corpus; laptop all of it
+
+
+def test_with_overrides_validates():
+    budget = get_budget("smoke")
+    assert budget.with_overrides(corpus_chars=5).corpus_chars == 5
+    with pytest.raises(ConfigError, match="not a budget field"):
+        budget.with_overrides(epochs=3)
+    with pytest.raises(ConfigError, match="corpus_chars=-1"):
+        budget.with_overrides(corpus_chars=-1)
+    with pytest.raises(ConfigError, match="vocab_sweep"):
+        Budget(name="smoke", corpus_chars=0, vocab_sweep=())
+
+
+def test_check_range_accepts_floats_for_float_ranges():
+    check_range("lr", 3e-4, 0.0, 1.0)
+    with pytest.raises(ConfigError, match="lr=2.0 is out of range"):
+        check_range("lr", 2.0, 0.0, 1.0)
+
+
+def test_runs_dir_follows_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("MINILM_RUNS", str(tmp_path))
+    assert runs_dir() == tmp_path
