@@ -26,8 +26,8 @@ pipeline: setup
 	$(BIN)/minilm pipeline
 
 test: setup
-	MINILM_BUDGET=smoke MINILM_EXERCISES=solutions $(BIN)/python -m pytest tests exercises/tests \
-		notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=300 -p no:cacheprovider
+	MINILM_BUDGET=smoke MINILM_EXERCISES=solutions $(BIN)/python -m pytest minilm tests exercises/tests \
+		notebooks --doctest-modules --nbval-lax --nbval-current-env --nbval-cell-timeout=300 -p no:cacheprovider
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/

@@ -65,6 +65,15 @@ def _cmd_pipeline(args) -> None:
 
     report = run_pipeline(get_budget(args.budget), Path(args.out) if args.out else None, args.stages)
     print(f"report: {report}")
+    if args.readme:
+        from .config import repo_root
+        from .pipeline import update_readme
+
+        root = repo_root()
+        if root is None:
+            raise FileNotFoundError("--readme needs the course checkout (README.md next to pyproject.toml)")
+        update_readme(root / "README.md", json.loads((report.parent / "metrics.json").read_text()))
+        print(f"results table updated in {root / 'README.md'}")
 
 
 def _cmd_bench(args) -> None:
@@ -110,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     pipe = sub.add_parser("pipeline", help="run every stage in order and write a report")
     pipe.add_argument("--out", help="run directory (default: runs/pipeline-<budget>)")
     pipe.add_argument("--stages", nargs="+", help="only these stages, in this order")
+    pipe.add_argument("--readme", action="store_true", help="also write the results table into README.md")
     pipe.set_defaults(func=_cmd_pipeline)
 
     bench = sub.add_parser("bench", help="run a benchmark and print one JSON line")

@@ -121,4 +121,40 @@ def run_pipeline(budget: Budget, directory: Path | None = None, stages: list[str
         timings.append((name, f"{time.perf_counter() - start:.1f}"))
         print(f"[{name}] done in {timings[-1][1]} s", flush=True)
     run.add("## Time per stage\n\n" + _table(timings, ("stage", "seconds")))
+    run.metrics["seconds_per_stage"] = {name: float(t) for name, t in timings}
+    run.metrics["budget"], run.metrics["machine"] = budget.name, machine_description()
     return run.write()
+
+
+def machine_description() -> str:
+    """e.g. 'x86_64 Linux, 2 CPU cores, no GPU' -- said next to every figure we publish."""
+    import os
+
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores, {gpu}"
+
+
+README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def results_markdown(metrics: dict) -> str:
+    """The README's results table, from a pipeline run's metrics.json."""
+    rows = []
+    for stage, figures in metrics.items():
+        if isinstance(figures, dict) and stage != "seconds_per_stage":
+            rows += [(stage, key.replace("_", " "), value) for key, value in figures.items()]
+    rows += [("time", f"{stage} stage (s)", seconds) for stage, seconds in metrics["seconds_per_stage"].items()]
+    return (f"Produced by `minilm pipeline --readme` at the **{metrics['budget']}** budget on "
+            f"{metrics['machine']}.\n\n" + _table(rows, ("stage", "measure", "value")))
+
+
+def update_readme(readme: Path, metrics: dict) -> None:
+    """Replace the text between the results markers of the README with a fresh table."""
+    text = readme.read_text(encoding="utf-8")
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"{readme} has no {README_START} ... {README_END} section to fill")
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    atomic_write_text(readme, f"{head}{README_START}\n{results_markdown(metrics)}\n{README_END}{tail}")

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from minilm.artifacts import tokenizer_artifact, tokenizer_path
 from minilm.config import get_budget
 from minilm.pipeline import run_pipeline
@@ -35,3 +37,19 @@ def test_artifact_is_built_once_then_loaded(isolated_runs):
 def test_artifact_key_changes_with_config():
     smoke = get_budget("smoke")
     assert tokenizer_path(smoke) != tokenizer_path(smoke.with_overrides(corpus_chars=1000))
+
+
+def test_readme_results_table_comes_from_the_run(isolated_runs, tmp_path):
+    from minilm.pipeline import README_END, README_START, update_readme
+
+    report = run_pipeline(get_budget("smoke"), tmp_path / "run", stages=["corpus"])
+    metrics = json.loads((report.parent / "metrics.json").read_text())
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n{README_START}\nold\n{README_END}\nafter\n")
+    update_readme(readme, metrics)
+    text = readme.read_text()
+    assert "old" not in text and text.endswith("after\n") and "**smoke** budget" in text
+    assert f"| corpus | val documents | {metrics['corpus']['val_documents']} |" in text
+    readme.write_text("no markers")
+    with pytest.raises(ValueError, match="no <!-- results:start -->"):
+        update_readme(readme, metrics)
