@@ -140,6 +140,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         args.func(args)
     except (ConfigError, FileNotFoundError, ValueError, KeyError, RuntimeError) as err:
+        if os.environ.get("MINILM_DEBUG"):
+            raise  # developers: the full traceback
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"minilm: error: {message}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -12,8 +12,8 @@ TOKEN_COLOURS = ("#ffd6a5", "#caffbf", "#9bf6ff", "#bdb2ff", "#ffc6ff", "#fdffb6
 def tokens_html(pieces: Sequence[str], ids: Sequence[int] | None = None) -> str:
     """Text with each token on its own coloured background (hover shows the id).
 
-    Whitespace is made visible: a space as '·' is not used, instead the background shows it;
-    newlines are drawn as '↵' followed by a line break.
+    Spaces stay spaces (the coloured background shows where they are); a newline is drawn as '↵'
+    followed by a line break.
 
     >>> tokens_html(["Hi", " there"], [1, 2]).count("<span")
     2
