@@ -123,7 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     pipe.set_defaults(func=_cmd_pipeline)
 
     bench = sub.add_parser("bench", help="run a benchmark and print one JSON line")
-    bench.add_argument("name", choices=["tokenizer"])
+    from .bench import BENCHMARKS
+
+    bench.add_argument("name", choices=sorted(BENCHMARKS))
     bench.add_argument("--vocab-size", type=int)
     bench.set_defaults(func=_cmd_bench)
 
