@@ -37,7 +37,7 @@ check: setup
 
 notebooks: setup
 	MINILM_BUDGET=laptop $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
-		--ExecutePreprocessor.timeout=$(NOTEBOOK_TIMEOUT) notebooks/*.ipynb
+		--ExecutePreprocessor.timeout=$(NOTEBOOK_TIMEOUT) --ExecutePreprocessor.record_timing=False notebooks/*.ipynb
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -85,7 +85,11 @@ def _cmd_bench(args) -> None:
 def _cmd_check(args) -> None:
     import pytest
 
-    root = Path(__file__).resolve().parent.parent / "exercises"
+    from .config import repo_root
+
+    if repo_root() is None:
+        raise FileNotFoundError("exercises live in the course checkout: clone the repo and run `make check CH=01`")
+    root = repo_root() / "exercises"
     tests = sorted((root / "tests").glob(f"test_{args.chapter}_*.py"))
     if not tests:
         raise FileNotFoundError(f"no exercise tests for chapter {args.chapter!r} under {root / 'tests'}")

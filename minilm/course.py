@@ -1,0 +1,351 @@
+"""The course map as data: every chapter, what it builds, what it measures, and whether it exists yet.
+
+Chapter 00 draws this map (``plot_lifecycle_map``) and prints it as a table (``chapters_table``).
+Availability is not written down by hand: a chapter is available when its notebook is in the
+checkout's ``notebooks/`` folder, so the map updates itself as chapters are added.
+
+>>> len(CHAPTERS), CHAPTERS[0].notebook, CHAPTERS[-1].stage
+(15, '00_orientation.ipynb', 'capstone')
+>>> chapter(11).title
+'RLVR: reinforcement learning with verifiable rewards'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, is_dataclass
+from pathlib import Path
+from typing import Sequence
+
+from .config import BUDGETS, repo_root
+
+# The lifecycle phases a chapter belongs to, in the order the map's legend lists them.
+PHASES = ("all phases", "pre-training", "inference-time", "post-training")
+
+# Fill colours per phase (light tints, readable under black text, distinct in grey scale too).
+PHASE_COLOURS = {
+    "all phases": "#d4d4d4",
+    "pre-training": "#9cc9ea",
+    "inference-time": "#ffd27f",
+    "post-training": "#f2a7b0",
+}
+# Darker edges of the same hues, used for upcoming chapters (dashed outline, no fill).
+PHASE_EDGES = {
+    "all phases": "#7a7a7a",
+    "pre-training": "#3a7fb5",
+    "inference-time": "#c98a00",
+    "post-training": "#c2495a",
+}
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """One chapter of the course: one notebook (plus exercises where it has a from-scratch core).
+
+    number: 0..14, the order to follow.
+    notebook: the notebook's planned file name under ``notebooks/`` (any ``NN_*.ipynb`` also counts).
+    title: the chapter's title.
+    stage: its step of the LLM lifecycle, as the map labels it (e.g. "tokenization", "SFT").
+    phase: one of PHASES: "all phases" for the orientation and the capstone; mid-training counts as
+        pre-training (the same next-token loss, on chosen data).
+    keywords: a few words the map prints under the stage.
+    builds: what the chapter implements or runs.
+    measures: what the chapter measures and shows.
+
+    >>> chapter(1).code, chapter(1).phase
+    ('01', 'pre-training')
+    """
+
+    number: int
+    notebook: str
+    title: str
+    stage: str
+    phase: str
+    keywords: str
+    builds: str
+    measures: str
+
+    @property
+    def code(self) -> str:
+        """The two-digit chapter number used in file names and commands ("01")."""
+        return f"{self.number:02d}"
+
+    def path(self, notebooks_dir: Path | str | None = None) -> Path | None:
+        """Where the notebook is (or would be); None when minilm is installed outside a checkout.
+
+        The planned name wins; if it is missing, a notebook named ``NN_<anything>.ipynb`` is used.
+        """
+        folder = Path(notebooks_dir) if notebooks_dir is not None else default_notebooks_dir()
+        if folder is None:
+            return None
+        planned = folder / self.notebook
+        if not planned.is_file():
+            for other in sorted(folder.glob(f"{self.code}_*.ipynb")):
+                return other
+        return planned
+
+    def is_available(self, notebooks_dir: Path | str | None = None) -> bool:
+        """True when the chapter's notebook exists in ``notebooks_dir`` (default: the checkout's)."""
+        path = self.path(notebooks_dir)
+        return path is not None and path.is_file()
+
+    @property
+    def available(self) -> bool:
+        """True when this checkout holds the chapter's notebook (checked on every access)."""
+        return self.is_available()
+
+
+def default_notebooks_dir() -> Path | None:
+    """The checkout's ``notebooks/`` folder, or None when minilm is installed elsewhere."""
+    root = repo_root()
+    return root / "notebooks" if root is not None else None
+
+
+CHAPTERS: tuple[Chapter, ...] = (
+    Chapter(0, "00_orientation.ipynb", "Orientation", "orientation", "all phases",
+            "map · budgets · env",
+            "the course map, the budget in force, an environment check",
+            "torch version, threads, accelerators; this notebook's run time"),
+    Chapter(1, "01_tokenization.ipynb", "Tokenization", "tokenization", "pre-training",
+            "byte-level BPE",
+            "a byte-level BPE tokenizer from scratch: regex pre-tokenization, digit splitting, special tokens",
+            "bytes per token against vocabulary size; token counts against GPT-2 and GPT-4 encodings"),
+    Chapter(2, "02_data.ipynb", "Data", "data", "pre-training",
+            "clean · dedup",
+            "cleaning, PII redaction, exact and MinHash/LSH dedup, quality filters, contamination checks, mixtures",
+            "documents and tokens each step keeps or removes, with examples"),
+    Chapter(3, "03_transformer.ipynb", "The transformer", "transformer", "pre-training",
+            "attention · GPT",
+            "attention from scratch; one GPT with GPT-2 and modern (RMSNorm, RoPE, SwiGLU, GQA) components",
+            "parameter and FLOP counts; the from-scratch snippet equals the package"),
+    Chapter(4, "04_pretraining.ipynb", "Pretraining", "pretraining", "pre-training",
+            "next-token loss",
+            "the training loop: LR schedule, checkpoints, samples while training",
+            "loss, perplexity and bits per byte; samples as training goes"),
+    Chapter(5, "05_scaling_laws.ipynb", "Scaling laws", "scaling laws", "pre-training",
+            "C ≈ 6ND",
+            "sweeps of model size and tokens; a Chinchilla fit of L(N, D)",
+            "fitted exponents; compute-optimal tokens per parameter"),
+    Chapter(6, "06_inference.ipynb", "Inference", "inference", "inference-time",
+            "top-p · KV cache",
+            "temperature, top-k and top-p sampling; KV cache; batching; int8 weight quantization",
+            "KV-cache speed-up; size, speed and quality of int8; few-shot prompting of a base model"),
+    Chapter(7, "07_midtraining.ipynb", "Mid-training", "mid-training", "pre-training",
+            "anneal · tools",
+            "annealing on high-quality data; calculator tool tokens; growing a model with identity layers",
+            "loss and task accuracy before and after annealing; tool-use accuracy"),
+    Chapter(8, "08_sft.ipynb", "Supervised fine-tuning (SFT)", "SFT", "post-training",
+            "chat · loss masks",
+            "chat template, loss masking, fine-tuning on conversations; refusals; a model identity",
+            "pretrained vs random init; data-size sweep; refusals on unknown facts"),
+    Chapter(9, "09_reward_models.ipynb", "Reward models", "reward models", "post-training",
+            "Bradley–Terry",
+            "a Bradley–Terry reward model trained on preference pairs",
+            "pairwise accuracy against the gold judge; length bias"),
+    Chapter(10, "10_rlhf.ipynb", "RLHF: PPO and DPO", "RLHF", "post-training",
+            "PPO · DPO",
+            "PPO with a KL penalty and a value head; DPO; critique-and-revise in miniature",
+            "proxy vs gold reward against KL (over-optimization); reward hacking examples"),
+    Chapter(11, "11_rlvr.ipynb", "RLVR: reinforcement learning with verifiable rewards", "RLVR",
+            "post-training", "GRPO · pass@k",
+            "GRPO with verifiable rewards; rejection sampling and STaR",
+            "pass@k before and after; reward curves"),
+    Chapter(12, "12_distillation.ipynb", "Distillation", "distillation", "post-training",
+            "logits · samples",
+            "white-box (forward/reverse KL, JSD on logits) and black-box (sequence-level) distillation",
+            "student quality per method, side by side"),
+    Chapter(13, "13_reasoning.ipynb", "Reasoning traces and test-time compute", "reasoning",
+            "inference-time", "CoT · best-of-N",
+            "answer-first vs answer-last traces, self-consistency, best-of-N with a verifier, ORM vs PRM",
+            "accuracy against tokens spent thinking"),
+    Chapter(14, "14_capstone.ipynb", "Capstone", "capstone", "all phases",
+            "every stage",
+            "the full pipeline at a chosen budget",
+            "a report of every stage"),
+)
+
+# What each budget is for and how long it takes (COURSE.md, section 6); the sizes live in minilm.config.
+BUDGET_GUIDE = {
+    "smoke": ("CI, a quick check", "≤ 90 s on 2 CPU cores", "≤ 10 min"),
+    "laptop": ("students on a CPU (default)", "a few minutes", "≤ 45 min on 2 cores"),
+    "gpu": ("one GPU; torchrun for several", "as needed", "hours"),
+}
+
+
+def chapter(number: int) -> Chapter:
+    """The chapter with this number.
+
+    >>> chapter(8).stage
+    'SFT'
+    """
+    for ch in CHAPTERS:
+        if ch.number == number:
+            return ch
+    raise KeyError(f"no chapter {number!r}: chapters are numbered 0 to {len(CHAPTERS) - 1}")
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A GitHub-flavoured markdown table ('|' inside cells is escaped).
+
+    >>> print(markdown_table(["a", "b"], [[1, "x|y"]]))
+    | a | b |
+    |---|---|
+    | 1 | x\\|y |
+    """
+    def cell(value) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def chapters_table(notebooks_dir: Path | str | None = None, links: bool = True) -> str:
+    """Every chapter as a markdown table: number, title (linked when available), phase, builds, measures.
+
+    >>> "| 14 |" in chapters_table()
+    True
+    """
+    rows = []
+    for ch in CHAPTERS:
+        available = ch.is_available(notebooks_dir)
+        title = f"[{ch.title}]({ch.path(notebooks_dir).name})" if links and available else ch.title
+        rows.append([ch.code, title, ch.phase, ch.builds, ch.measures, "available" if available else "coming"])
+    return markdown_table(["#", "chapter", "phase", "builds", "measures", "status"], rows)
+
+
+def _flatten(prefix: str, value) -> list[tuple[str, object]]:
+    if is_dataclass(value):
+        items = []
+        for f in fields(value):
+            items += _flatten(f"{prefix}.{f.name}" if prefix else f.name, getattr(value, f.name))
+        return items
+    return [(prefix, value)]
+
+
+def budgets_table(budgets: dict | None = None) -> str:
+    """The budgets side by side as markdown: what each is for, then every setting in minilm.config.
+
+    Rows come from the Budget dataclass itself, so settings added by later chapters show up here.
+
+    >>> "tokenizer.vocab_size" in budgets_table()
+    True
+    """
+    budgets = budgets if budgets is not None else BUDGETS
+    names = list(budgets)
+    rows = [[label] + [BUDGET_GUIDE.get(n, ("",) * 3)[i] for n in names]
+            for i, label in enumerate(("who", "each notebook", "whole pipeline"))]
+    columns = [dict(_flatten("", budgets[n])) for n in names]
+    for key in columns[0]:
+        if key == "name":
+            continue
+        values = []
+        for col in columns:
+            value = col.get(key, "")
+            if key == "corpus_chars" and value == 0:
+                value = "all"
+            elif isinstance(value, tuple):
+                value = ", ".join(map(str, value))
+            elif isinstance(value, int) and not isinstance(value, bool) and value >= 10_000:
+                value = f"{value:,}"
+            values.append(value)
+        rows.append([key] + values)
+    return markdown_table(["", *names], rows)
+
+
+def _box(ax, x, y, w, h, ch: Chapter, available: bool, lines: Sequence[tuple[str, dict]]):
+    from matplotlib.patches import FancyBboxPatch
+
+    if available:
+        style = dict(facecolor=PHASE_COLOURS[ch.phase], edgecolor="#222222", linewidth=1.6, linestyle="-")
+        colour = "#000000"
+    else:
+        style = dict(facecolor="#ffffff", edgecolor=PHASE_EDGES[ch.phase], linewidth=1.3, linestyle=(0, (4, 2)))
+        colour = "#6b6b6b"
+    ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0,rounding_size=0.06",
+                                mutation_aspect=1, zorder=2, **style))
+    step = 0.155  # the same line spacing in every box, the block centred vertically
+    for n, (text, kwargs) in enumerate(lines):
+        ax.text(x, y + step * ((len(lines) - 1) / 2 - n), text, ha="center", va="center", color=colour, zorder=3, **kwargs)
+
+
+def _bracket(ax, x0, x1, y, tick, label, colour, above: bool):
+    ax.plot([x0, x0, x1, x1], [y - tick, y, y, y - tick], color=colour, linewidth=1.2, solid_capstyle="butt")
+    ax.text((x0 + x1) / 2, y + (0.05 if above else -0.05), label, ha="center", va="bottom" if above else "top",
+            fontsize=8.5, color=colour, fontweight="bold")
+
+
+def plot_lifecycle_map(ax=None, notebooks_dir: Path | str | None = None):
+    """Draw the course as a flow of chapters in two rows, coloured by phase; returns the Axes.
+
+    Available chapters (their notebook exists) are filled with a solid outline; upcoming ones are
+    dashed and grey. Brackets name the phase of each run of chapters.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import FancyArrowPatch, Patch
+    from matplotlib.path import Path as MplPath
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(11, 4.5))
+    ax.set_xlim(-0.5, 7.5)
+    ax.set_ylim(-0.62, 2.32)
+    ax.set_axis_off()
+    ax.set_title(f"The life of an LLM in this course: {len(CHAPTERS)} chapters from raw bytes to a reasoning model",
+                 fontsize=12, fontweight="bold", pad=6)
+
+    w, h = 0.9, 0.62
+    top, bottom = 1.55, 0.45
+    places = {0: (0, (top + bottom) / 2)}
+    places.update({n: (n, top) for n in range(1, 8)})
+    places.update({n: (n - 7, bottom) for n in range(8, 15)})
+
+    for ch in CHAPTERS:
+        x, y = places[ch.number]
+        height = h if ch.number else top - bottom + h
+        keywords = "start here" if ch.number == 0 else ch.keywords
+        lines = [(ch.code, dict(fontsize=11, fontweight="bold")), (ch.stage, dict(fontsize=8.5)),
+                 (keywords, dict(fontsize=7, style="italic"))]
+        _box(ax, x, y, w, height, ch, ch.is_available(notebooks_dir), lines)
+
+    arrow = dict(arrowstyle="-|>", mutation_scale=11, color="#444444", linewidth=1.1, zorder=1)
+    for a in range(0, 14):
+        if a == 7:
+            continue
+        (x0, y0), (x1, y1) = places[a], places[a + 1]
+        y = y1 if a == 0 else y0
+        ax.add_patch(FancyArrowPatch((x0 + w / 2, y), (x1 - w / 2, y), shrinkA=0, shrinkB=0, **arrow))
+    # 07 -> 08 wraps to the next row like a line of text: down, back to the left, down.
+    (x7, _), (x8, _) = places[7], places[8]
+    mid = (top + bottom) / 2
+    path = MplPath([(x7, top - h / 2), (x7, mid), (x8, mid), (x8, bottom + h / 2)],
+                   [MplPath.MOVETO, MplPath.LINETO, MplPath.LINETO, MplPath.LINETO])
+    ax.add_patch(FancyArrowPatch(path=path, **arrow))
+
+    # Brackets naming the phase of each run of chapters: above the top row, below the bottom row.
+    runs, current = [], None
+    for ch in CHAPTERS[1:]:
+        row = "top" if ch.number <= 7 else "bottom"
+        if current and current[0] == ch.phase and current[1] == row:
+            current[3] = ch.number
+        else:
+            current = [ch.phase, row, ch.number, ch.number]
+            runs.append(current)
+    for phase, row, first, last in runs:
+        x0, x1 = places[first][0] - w / 2 + 0.04, places[last][0] + w / 2 - 0.04
+        if row == "top":
+            _bracket(ax, x0, x1, top + h / 2 + 0.12, 0.06, phase, PHASE_EDGES[phase], above=True)
+        else:
+            _bracket(ax, x0, x1, bottom - h / 2 - 0.12, -0.06, phase, PHASE_EDGES[phase], above=False)
+
+    handles = [Patch(facecolor=PHASE_COLOURS[p], edgecolor=PHASE_EDGES[p], label=p) for p in PHASES]
+    handles += [Patch(facecolor="#eeeeee", edgecolor="#222222", linewidth=1.6, label="available now"),
+                Patch(facecolor="#ffffff", edgecolor="#7a7a7a", linewidth=1.3, linestyle="--",
+                      label="coming later"),
+                Line2D([], [], color="#444444", marker=">", markersize=5, linewidth=1.1, label="order to follow")]
+    ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, -0.03), ncol=len(handles),
+              fontsize=8.5, frameon=False, handlelength=1.6, columnspacing=1.4)
+    return ax
+
+
+__all__ = ["BUDGET_GUIDE", "CHAPTERS", "Chapter", "PHASES", "budgets_table", "chapter", "chapters_table",
+           "default_notebooks_dir", "markdown_table", "plot_lifecycle_map"]
