@@ -78,17 +78,50 @@ class TokenizerConfig:
 
 
 @dataclass(frozen=True)
+class WorldConfig:
+    """Size of the synthetic tiny world (see minilm.world).
+
+    people: people whose biographies appear in pretraining text (their facts can be learned).
+    heldout_people: people generated the same way who never appear (questions about them should
+        be answered "I don't know").
+    bios_per_person: paraphrased biographies per person (knowledge augmentation).
+    arithmetic_docs / countdown_docs / spelling_docs: documents of worked problems in pretraining.
+    items_per_doc: problems per arithmetic/countdown/spelling document.
+    """
+
+    people: int = 120
+    heldout_people: int = 40
+    bios_per_person: int = 4
+    arithmetic_docs: int = 600
+    countdown_docs: int = 100
+    spelling_docs: int = 100
+    items_per_doc: int = 12
+    seed: int = 0
+
+    def __post_init__(self):
+        check_range("people", self.people, 1, 100_000)
+        check_range("heldout_people", self.heldout_people, 1, 100_000)
+        check_range("bios_per_person", self.bios_per_person, 1, 100)
+        for name in ("arithmetic_docs", "countdown_docs", "spelling_docs"):
+            check_range(name, getattr(self, name), 0, 10_000_000)
+        check_range("items_per_doc", self.items_per_doc, 1, 1000)
+        check_range("seed", self.seed, 0, 2**31 - 1)
+
+
+@dataclass(frozen=True)
 class Budget:
     """Everything that changes between the smoke, laptop and gpu budgets.
 
     corpus_chars: how many characters of the embedded training corpus a stage uses (0 = all).
     tokenizer: the tokenizer the pipeline trains.
+    world: the size of the synthetic tiny world.
     vocab_sweep: vocabulary sizes the tokenization chapter compares (bytes per token).
     """
 
     name: str
     corpus_chars: int
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    world: WorldConfig = field(default_factory=WorldConfig)
     vocab_sweep: tuple[int, ...] = (256, 512, 1024, 2048, 4096, 8192)
 
     def __post_init__(self):
@@ -117,6 +150,8 @@ BUDGETS: dict[str, Budget] = {
         name="smoke",
         corpus_chars=400_000,
         tokenizer=TokenizerConfig(vocab_size=1024),
+        world=WorldConfig(people=30, heldout_people=10, bios_per_person=3, arithmetic_docs=60,
+                          countdown_docs=10, spelling_docs=10),
         vocab_sweep=(256, 512, 1024),
     ),
     "laptop": Budget(
@@ -129,6 +164,8 @@ BUDGETS: dict[str, Budget] = {
         name="gpu",
         corpus_chars=0,
         tokenizer=TokenizerConfig(vocab_size=8192),
+        world=WorldConfig(people=1000, heldout_people=200, bios_per_person=6, arithmetic_docs=6000,
+                          countdown_docs=1000, spelling_docs=1000),
         vocab_sweep=(256, 512, 1024, 2048, 4096, 8192, 16384),
     ),
 }
