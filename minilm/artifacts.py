@@ -32,17 +32,28 @@ def _key(**parts) -> str:
 def tokenizer_path(budget: Budget) -> Path:
     cfg = budget.tokenizer
     key = _key(vocab=cfg.vocab_size, digits=cfg.digit_group, chars=budget.corpus_chars,
-               corpus=CORPUS_VERSION, file=FILE_VERSION)
+               corpus=CORPUS_VERSION, file=FILE_VERSION, world=repr(budget.world))
     return artifact_dir(budget) / f"tokenizer-{cfg.vocab_size}-{key}.json"
 
 
+def tokenizer_training_texts(budget: Budget) -> list[str]:
+    """What the pipeline's tokenizer learns from: the training plays and one copy of the tiny world.
+
+    Training on the world too gives its names and words tokens of their own (digits stay split),
+    so facts are a few tokens each and easier to store.
+    """
+    from .world import World
+
+    world_docs = [doc for docs in World(budget.world).documents().values() for doc in docs]
+    return shakespeare_texts("train", budget.corpus_chars) + world_docs
+
+
 def tokenizer_artifact(budget: Budget | str | None = None, progress: bool = True) -> Tokenizer:
-    """The budget's tokenizer: loaded if built before, else trained on the embedded corpus and saved."""
+    """The budget's tokenizer: loaded if built before, else trained (Shakespeare + tiny world) and saved."""
     budget = budget if isinstance(budget, Budget) else get_budget(budget)
     path = tokenizer_path(budget)
     if path.exists():
         return Tokenizer.load(path)
-    texts = shakespeare_texts("train", budget.corpus_chars)
-    tokenizer = Tokenizer.from_config(texts, budget.tokenizer, progress=progress)
+    tokenizer = Tokenizer.from_config(tokenizer_training_texts(budget), budget.tokenizer, progress=progress)
     tokenizer.save(path)
     return tokenizer

@@ -108,6 +108,41 @@ class WorldConfig:
         check_range("seed", self.seed, 0, 2**31 - 1)
 
 
+DEFAULT_MIXTURE = (("shakespeare", 0.5), ("biographies", 0.25), ("arithmetic", 0.15),
+                   ("countdown", 0.05), ("letters", 0.05))
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The pretraining mixture.
+
+    mixture: (source, weight) pairs; weights are shares of characters in the training mixture and
+        are normalised to sum to 1. A source smaller than its share is repeated (whole passes).
+    total_chars: size of the training mixture in characters.
+    shard_tokens: tokens per shard file.
+    """
+
+    mixture: tuple[tuple[str, float], ...] = DEFAULT_MIXTURE
+    total_chars: int = 8_000_000
+    shard_tokens: int = 10_000_000
+    seed: int = 0
+
+    def __post_init__(self):
+        if not self.mixture:
+            raise ConfigError("mixture=() is empty: give at least one (source, weight)")
+        for source, weight in self.mixture:
+            check_range(f"mixture[{source!r}]", weight, 0.0, 1e9)
+        if sum(w for _, w in self.mixture) <= 0:
+            raise ConfigError("mixture weights sum to 0: give at least one positive weight")
+        check_range("total_chars", self.total_chars, 1000, 10**12)
+        check_range("shard_tokens", self.shard_tokens, 1000, 10**10)
+        check_range("seed", self.seed, 0, 2**31 - 1)
+
+    def weights(self) -> dict[str, float]:
+        total = sum(w for _, w in self.mixture)
+        return {source: w / total for source, w in self.mixture if w > 0}
+
+
 @dataclass(frozen=True)
 class Budget:
     """Everything that changes between the smoke, laptop and gpu budgets.
@@ -115,6 +150,7 @@ class Budget:
     corpus_chars: how many characters of the embedded training corpus a stage uses (0 = all).
     tokenizer: the tokenizer the pipeline trains.
     world: the size of the synthetic tiny world.
+    data: the pretraining mixture built from the corpus and the world.
     vocab_sweep: vocabulary sizes the tokenization chapter compares (bytes per token).
     """
 
@@ -122,6 +158,7 @@ class Budget:
     corpus_chars: int
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     world: WorldConfig = field(default_factory=WorldConfig)
+    data: DataConfig = field(default_factory=DataConfig)
     vocab_sweep: tuple[int, ...] = (256, 512, 1024, 2048, 4096, 8192)
 
     def __post_init__(self):
@@ -152,20 +189,24 @@ BUDGETS: dict[str, Budget] = {
         tokenizer=TokenizerConfig(vocab_size=1024),
         world=WorldConfig(people=30, heldout_people=10, bios_per_person=3, arithmetic_docs=60,
                           countdown_docs=10, spelling_docs=10),
+        data=DataConfig(total_chars=600_000, shard_tokens=100_000),
         vocab_sweep=(256, 512, 1024),
     ),
     "laptop": Budget(
         name="laptop",
         corpus_chars=0,
         tokenizer=TokenizerConfig(vocab_size=4096),
+        world=WorldConfig(people=120, heldout_people=40, bios_per_person=40),
+        data=DataConfig(total_chars=8_000_000),
         vocab_sweep=(256, 512, 1024, 2048, 4096, 8192),
     ),
     "gpu": Budget(
         name="gpu",
         corpus_chars=0,
         tokenizer=TokenizerConfig(vocab_size=8192),
-        world=WorldConfig(people=1000, heldout_people=200, bios_per_person=6, arithmetic_docs=6000,
+        world=WorldConfig(people=1000, heldout_people=200, bios_per_person=40, arithmetic_docs=6000,
                           countdown_docs=1000, spelling_docs=1000),
+        data=DataConfig(total_chars=40_000_000),
         vocab_sweep=(256, 512, 1024, 2048, 4096, 8192, 16384),
     ),
 }

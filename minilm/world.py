@@ -300,8 +300,11 @@ class World:
 
     # -- countdown -----------------------------------------------------------------------------
 
-    def countdown_items(self, n: int, seed: str = "countdown") -> list[Item]:
-        """Reach the target with some of the numbers (each at most once) and + - *."""
+    def countdown_items(self, n: int, seed: str = "countdown", heldout: bool = False) -> list[Item]:
+        """Reach the target with some of the numbers (each at most once) and + - *.
+
+        Like arithmetic, a fixed tenth of puzzles (by numbers and target) is kept for evaluation.
+        """
         rng, items = random.Random(f"{seed}-{self.config.seed}"), []
         while len(items) < n:
             numbers = [rng.randint(1, 12) for _ in range(3)] + [rng.choice((25, 50, 75, 100))]
@@ -311,6 +314,8 @@ class World:
             expression = f"({a} {op1} {b}) {op2} {c}"
             target = evaluate(expression)
             if target.denominator != 1 or not 10 <= target <= 999:
+                continue
+            if (_stable_fraction("countdown", sorted(numbers), int(target)) < 0.1) != heldout:
                 continue
             rng.shuffle(numbers)
             first = evaluate(f"{a} {op1} {b}")
@@ -330,10 +335,12 @@ class World:
         counts = Counter(w for text in shakespeare_texts("train", 500_000) for w in re.findall(r"\b[a-z]{4,10}\b", text))
         return sorted(w for w, c in counts.items() if c >= 5)
 
-    def letter_items(self, n: int, seed: str = "letters") -> list[Item]:
+    def letter_items(self, n: int, seed: str = "letters", heldout: bool = False) -> list[Item]:
+        """Letter counting and spelling; a fixed tenth of the words is kept for evaluation."""
         rng, items = random.Random(f"{seed}-{self.config.seed}"), []
+        words = [w for w in self.words if (_stable_fraction("word", w) < 0.1) == heldout]
         for _ in range(n):
-            word = rng.choice(self.words)
+            word = rng.choice(words)
             spelled = "-".join(word)
             if rng.random() < 0.5:
                 letter = rng.choice(word) if rng.random() < 0.8 else rng.choice("abcdefghijklmnopqrstuvwxyz")
@@ -358,10 +365,14 @@ class World:
             docs.append(header + "\n\n" + "\n\n".join(lines) + "\n")
         return docs
 
-    def arithmetic_documents(self) -> list[str]:
-        """Half the documents list equations directly ("47 + 38 = 85"), half show worked solutions."""
-        n = self.config.arithmetic_docs * self.config.items_per_doc
-        items = self.arithmetic_problems(n, heldout=False, seed="train-arith")
+    def arithmetic_documents(self, heldout: bool = False, n_docs: int | None = None) -> list[str]:
+        """Half the documents list equations directly ("47 + 38 = 85"), half show worked solutions.
+
+        ``heldout=True`` writes the same kinds of documents from held-out problems: validation text.
+        """
+        n_docs = self.config.arithmetic_docs if n_docs is None else n_docs
+        n = n_docs * self.config.items_per_doc
+        items = self.arithmetic_problems(n, heldout=heldout, seed="val-arith" if heldout else "train-arith")
         half = len(items) // 2
         direct = [f"{i.meta['a']} {i.meta['op']} {i.meta['b']} = {i.answer}" for i in items[:half]]
         size = self.config.items_per_doc
@@ -381,14 +392,14 @@ class World:
         }
 
     def eval_items(self, n_per_kind: int = 100) -> dict[str, list[Item]]:
-        """The evaluation sets later chapters score against (never written into pretraining text
-        except the facts of seen people, which are the knowledge being tested)."""
+        """The evaluation sets later chapters score against. None of their questions is written
+        into pretraining text; only the facts of seen people are, as the knowledge being tested."""
         return {
             "fact": self.fact_items()[: n_per_kind * len(ATTRIBUTES)],
             "unknown_fact": self.fact_items(heldout=True)[: n_per_kind * len(ATTRIBUTES)],
             "arithmetic": self.arithmetic_items(n_per_kind),
-            "countdown": self.countdown_items(n_per_kind, "eval-countdown"),
-            "letters": self.letter_items(n_per_kind, "eval-letters"),
+            "countdown": self.countdown_items(n_per_kind, "eval-countdown", heldout=True),
+            "letters": self.letter_items(n_per_kind, "eval-letters", heldout=True),
         }
 
 

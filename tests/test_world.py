@@ -150,3 +150,13 @@ def test_world_config_validation():
         WorldConfig(people=0)
     with pytest.raises(ValueError, match="distinct names"):
         World(WorldConfig(people=5000, heldout_people=10))
+
+
+def test_no_eval_question_appears_in_pretraining_text(world):
+    from minilm.contamination import ContaminationIndex, contamination_report, world_eval_texts
+
+    index = ContaminationIndex(world_eval_texts(world, 30), n=8)
+    docs = [d for docs in world.documents().values() for d in docs]
+    assert contamination_report(docs, index)["contaminated_documents"] == []
+    planted = docs[:5] + [docs[5] + "\n" + index.eval_texts[3] + " Answer: 42"]
+    assert contamination_report(planted, index)["contaminated_documents"] == [5]
