@@ -2,8 +2,12 @@
 
 import os
 
-import pytest
-from hypothesis import HealthCheck, settings
+# No test may download: switch the Hugging Face hub off before `datasets` is imported anywhere.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 # In CI, hypothesis runs a fixed set of examples so a red build is reproducible; locally it explores.
 settings.register_profile("ci", derandomize=True, max_examples=150, deadline=None,

@@ -1,0 +1,100 @@
+"""Data sources, Hugging Face loading (local data only, never the hub), mixing, the build."""
+
+import json
+import os
+import subprocess
+import sys
+
+import datasets
+import pytest
+
+from minilm.config import ConfigError, DataConfig, get_budget
+from minilm.data import DataSourceError, load_hf_source, mix, source_documents
+
+TEXTS = ["Once upon a time there was a tiny model.", "It learned to count.", "   ", "The end."]
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    # Belt and braces: the hub libraries refuse the network, so a test can never download.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+
+
+def test_local_save_to_disk_folder(tmp_path, offline):
+    datasets.Dataset.from_dict({"text": TEXTS}).save_to_disk(str(tmp_path / "stories"))
+    assert load_hf_source("tinystories", local_path=tmp_path / "stories") == [TEXTS[0], TEXTS[1], TEXTS[3]]
+    assert load_hf_source("tinystories", local_path=tmp_path / "stories", max_docs=1) == [TEXTS[0]]
+
+
+def test_local_dataset_dict_split(tmp_path, offline):
+    dd = datasets.DatasetDict({"train": datasets.Dataset.from_dict({"text": TEXTS[:2]}),
+                               "validation": datasets.Dataset.from_dict({"text": TEXTS[3:]})})
+    dd.save_to_disk(str(tmp_path / "dd"))
+    assert load_hf_source("tinystories", split="validation", local_path=tmp_path / "dd") == [TEXTS[3]]
+
+
+def test_local_jsonl_file(tmp_path, offline):
+    path = tmp_path / "data.jsonl"
+    path.write_text("\n".join(json.dumps({"text": t}) for t in TEXTS))
+    assert load_hf_source("mine", local_path=path) == [TEXTS[0], TEXTS[1], TEXTS[3]]
+
+
+def test_wrong_column_is_clear(tmp_path, offline):
+    datasets.Dataset.from_dict({"story": TEXTS}).save_to_disk(str(tmp_path / "d"))
+    with pytest.raises(DataSourceError, match="no text column 'text'"):
+        load_hf_source("tinystories", local_path=tmp_path / "d")
+
+
+def test_bad_local_paths_are_clear(tmp_path, offline):
+    with pytest.raises(DataSourceError, match="no such file or folder"):
+        load_hf_source("tinystories", local_path=tmp_path / "missing")
+    (tmp_path / "data.csv").write_text("text\nhello\n")
+    with pytest.raises(DataSourceError, match="use a .json, .jsonl or .parquet"):
+        load_hf_source("tinystories", local_path=tmp_path / "data.csv")
+
+
+def test_offline_hub_load_fails_with_one_clear_message():
+    # A fresh process with the hub switched off from the start: no request can leave this machine.
+    code = ("from minilm.data import load_hf_source, DataSourceError\n"
+            "try:\n    load_hf_source('tinystories', max_docs=5)\n"
+            "except DataSourceError as err:\n    print('ERROR:', err)\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    message = result.stdout
+    assert message.startswith("ERROR:") and "Traceback" not in result.stderr
+    assert "roneneldan/TinyStories" in message and "offline" in message and "shakespeare" in message
+
+
+def test_unknown_source_is_clear():
+    with pytest.raises(DataSourceError, match="unknown data set 'webtext'"):
+        load_hf_source("webtext")
+
+
+def test_mix_follows_weights_and_repeats_small_sources():
+    docs = {"big": ["x" * 100] * 100, "small": ["y" * 10] * 5}
+    mixed, stats = mix(docs, {"big": 0.5, "small": 0.5}, total_chars=2000, seed=0)
+    assert stats["big"]["chars"] >= 1000 and stats["small"]["chars"] >= 1000
+    assert stats["small"]["passes"] >= 20 and stats["big"]["passes"] == 0.1
+    assert mix(docs, {"big": 0.5, "small": 0.5}, 2000, seed=0) == (mixed, stats)  # deterministic
+    assert mixed != sorted(mixed)  # shuffled
+
+
+def test_mix_needs_every_named_source():
+    with pytest.raises(DataSourceError, match="no documents: web"):
+        mix({"a": ["text"]}, {"a": 0.5, "web": 0.5}, 100)
+
+
+def test_data_config_validation():
+    with pytest.raises(ConfigError, match="weights sum to 0"):
+        DataConfig(mixture=(("shakespeare", 0.0),))
+    with pytest.raises(ConfigError, match="total_chars=10 is out of range"):
+        DataConfig(total_chars=10)
+    assert sum(DataConfig().weights().values()) == pytest.approx(1.0)
+
+
+def test_sources_have_train_and_validation_text():
+    raw = source_documents(get_budget("smoke"))
+    assert set(raw["train"]) == {"shakespeare", "biographies", "arithmetic", "countdown", "letters"}
+    assert raw["val"]["shakespeare"] and raw["val"]["arithmetic"]
+    assert not set(raw["val"]["arithmetic"]) & set(raw["train"]["arithmetic"])
