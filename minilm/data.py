@@ -1,0 +1,263 @@
+"""The pretraining data pipeline: sources -> clean -> redact -> dedup -> filter -> decontaminate -> mix -> shards.
+
+Each step is a function on a ``datasets.Dataset`` with a ``text`` and a ``source`` column, so the
+steps compose and run in parallel (``num_proc``). The embedded sources (Shakespeare, the tiny
+world) work offline; Hugging Face data sets (TinyStories, FineWeb-edu, ...) load through
+``datasets`` for users who are online, and fail with one clear message when not.
+
+Which steps apply to which source matters: the tiny world is synthetic and trusted, and its
+biographies are paraphrases of each other *on purpose* (knowledge augmentation), so near-dedup and
+the natural-language quality heuristics run only on natural text (Shakespeare, web data), while
+exact dedup, cleaning and decontamination run on everything.
+
+>>> ds = sources_dataset(get_budget("smoke"))      # doctest: +SKIP
+>>> report = build_data(get_budget("smoke"))        # doctest: +SKIP  (writes runs/artifacts/smoke/data-*/)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import Budget, get_budget
+
+NATURAL_SOURCES = {"shakespeare", "tinystories", "fineweb-edu", "local"}
+WORLD_SOURCES = ("biographies", "arithmetic", "countdown", "letters")
+
+# Hugging Face data sets a user online can add to the mixture: name -> (hub id, config, text column).
+HF_SOURCES = {
+    "tinystories": ("roneneldan/TinyStories", None, "text"),
+    "fineweb-edu": ("HuggingFaceFW/fineweb-edu", "sample-10BT", "text"),
+}
+
+
+class DataSourceError(RuntimeError):
+    """A data source cannot be loaded (offline, unknown name, wrong local path)."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Sources
+
+
+def load_hf_source(name: str, split: str = "train", max_docs: int = 10_000, streaming: bool = True,
+                   local_path: str | Path | None = None) -> list[str]:
+    """Texts from a Hugging Face data set (streamed, first ``max_docs``), or from a local copy.
+
+    ``local_path`` may be a directory written by ``Dataset.save_to_disk`` or a json/jsonl/parquet
+    file with the same text column: the tests use that, and it lets offline users bring data.
+    """
+    import datasets
+
+    if name not in HF_SOURCES and local_path is None:
+        raise DataSourceError(f"unknown data set {name!r}: choose one of {', '.join(HF_SOURCES)} or give local_path")
+    hub_id, config, column = HF_SOURCES.get(name, (name, None, "text"))
+    try:
+        if local_path is not None:
+            path = Path(local_path)
+            if path.is_dir():
+                loaded = datasets.load_from_disk(str(path))
+                dataset = loaded[split] if isinstance(loaded, datasets.DatasetDict) else loaded
+            elif path.is_file():
+                kind = {".json": "json", ".jsonl": "json", ".parquet": "parquet"}.get(path.suffix)
+                if kind is None:
+                    raise DataSourceError(f"{path}: use a .json, .jsonl or .parquet file, or a save_to_disk folder")
+                dataset = datasets.load_dataset(kind, data_files=str(path), split="train")
+            else:
+                raise DataSourceError(f"{path}: no such file or folder")
+            if column not in dataset.column_names:
+                raise KeyError(column)
+            texts = dataset[column][:max_docs]
+        else:
+            dataset = datasets.load_dataset(hub_id, config, split=split, streaming=streaming)
+            texts = [row[column] for _, row in zip(range(max_docs), dataset)]
+    except DataSourceError:
+        raise
+    except KeyError:
+        raise DataSourceError(f"{name}: no text column {column!r} (or split {split!r}) in the data") from None
+    except Exception as err:  # connection errors come in many types, from requests, hub and fsspec
+        raise DataSourceError(
+            f"could not load {name!r} ({hub_id}) from the Hugging Face hub: {type(err).__name__}. "
+            "Are you offline? The embedded sources ('shakespeare' and the tiny world) need no network."
+        ) from None
+    return [t for t in texts if isinstance(t, str) and t.strip()]
+
+
+def source_documents(budget: Budget) -> dict[str, dict[str, list[str]]]:
+    """Raw documents of the embedded sources, by split and source."""
+    from .corpus import shakespeare_texts
+    from .world import World
+
+    world = World(budget.world)
+    train = {"shakespeare": shakespeare_texts("train", budget.corpus_chars), **world.documents()}
+    val = {"shakespeare": shakespeare_texts("val"),
+           "arithmetic": world.arithmetic_documents(heldout=True, n_docs=max(4, budget.world.arithmetic_docs // 10))}
+    return {"train": train, "val": val}
+
+
+def to_dataset(documents: dict[str, list[str]]):
+    """One ``datasets.Dataset`` with ``text`` and ``source`` columns."""
+    import datasets
+
+    texts = [t for docs in documents.values() for t in docs]
+    sources = [name for name, docs in documents.items() for _ in docs]
+    return datasets.Dataset.from_dict({"text": texts, "source": sources})
+
+
+# ----------------------------------------------------------------------------------------------
+# Mixing
+
+
+def mix(documents: dict[str, list[str]], weights: dict[str, float], total_chars: int, seed: int = 0):
+    """Documents drawn by weight (shares of characters), repeating small sources in whole passes.
+
+    Returns ``(mixed, stats)``: ``mixed`` is a shuffled list of ``(source, text)``; ``stats`` gives,
+    per source, documents and characters drawn and how many times over the source was used.
+    """
+    missing = [s for s in weights if not documents.get(s)]
+    if missing:
+        raise DataSourceError(f"mixture names sources with no documents: {', '.join(missing)}")
+    rng = random.Random(f"mix-{seed}")
+    mixed, stats = [], {}
+    for source, weight in weights.items():
+        docs = documents[source]
+        natural = sum(map(len, docs))
+        target = weight * total_chars
+        drawn, chars = [], 0
+        while chars < target:
+            order = list(range(len(docs)))
+            rng.shuffle(order)  # each pass in a new order
+            for i in order:
+                if chars >= target:
+                    break
+                drawn.append(docs[i])
+                chars += len(docs[i])
+        mixed += [(source, t) for t in drawn]
+        stats[source] = {"documents": len(drawn), "chars": chars, "passes": round(chars / natural, 2)}
+    rng.shuffle(mixed)
+    return mixed, stats
+
+
+# ----------------------------------------------------------------------------------------------
+# The build
+
+
+@dataclass
+class StepLog:
+    """Documents in/out and seconds of each pipeline step (what notebook 02 and the report show)."""
+
+    rows: list[dict] = field(default_factory=list)
+
+    def record(self, step: str, before, after, seconds: float, **extra) -> None:
+        self.rows.append({"step": step, "docs_in": len(before), "docs_out": len(after),
+                          "seconds": round(seconds, 2), **extra})
+
+
+def _run(log: StepLog, name: str, step, dataset, **extra):
+    start = time.perf_counter()
+    result = step(dataset)
+    log.record(name, dataset, result, time.perf_counter() - start, **extra)
+    return result
+
+
+def process(dataset, eval_texts: list[str], log: StepLog | None = None, num_proc: int | None = None):
+    """Run the cleaning steps on a dataset of documents (columns ``text``, ``source``)."""
+    from .cleaning import clean, redact
+    from .contamination import ContaminationIndex, decontaminate
+    from .dedup import exact_dedup, near_dedup
+    from .quality import heuristic_filter
+
+    log = log if log is not None else StepLog()
+    natural = lambda ds: ds.filter(lambda s: s in NATURAL_SOURCES, input_columns="source")  # noqa: E731
+    synthetic = lambda ds: ds.filter(lambda s: s not in NATURAL_SOURCES, input_columns="source")  # noqa: E731
+
+    dataset = _run(log, "clean", lambda ds: clean(ds, num_proc=num_proc), dataset)
+    dataset = _run(log, "redact PII", lambda ds: redact(ds, num_proc=num_proc), dataset)
+    dataset = _run(log, "exact dedup", exact_dedup, dataset)
+
+    def natural_only(step):
+        def run(ds):
+            import datasets
+
+            return datasets.concatenate_datasets([step(natural(ds)), synthetic(ds)])
+        return run
+
+    dataset = _run(log, "near dedup (natural text)", natural_only(near_dedup), dataset)
+    dataset = _run(log, "quality heuristics (natural text)",
+                   natural_only(lambda ds: heuristic_filter(ds, num_proc=num_proc)), dataset)
+    index = ContaminationIndex(eval_texts)
+    dataset = _run(log, "decontaminate", lambda ds: decontaminate(ds, index, num_proc=num_proc), dataset)
+    return dataset, log
+
+
+def data_key(budget: Budget) -> str:
+    """Everything the shards depend on, hashed: changing any of it builds new shards."""
+    from .artifacts import CORPUS_VERSION, tokenizer_path
+
+    parts = {"data": repr(budget.data), "world": repr(budget.world), "corpus_chars": budget.corpus_chars,
+             "corpus": CORPUS_VERSION, "tokenizer": tokenizer_path(budget).name, "pipeline": PIPELINE_VERSION}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
+
+
+PIPELINE_VERSION = 1  # bump when a step changes what it keeps
+
+
+def build_data(budget: Budget | str | None = None, progress: bool = True, num_proc: int | None = None) -> dict:
+    """Build (or reuse) the budget's pretraining shards; returns the build report (also saved)."""
+    from .artifacts import artifact_dir, tokenizer_artifact
+    from .contamination import world_eval_texts
+    from .shards import is_complete, write_shards
+    from .tokenizer import atomic_write_text
+    from .world import World
+
+    budget = budget if isinstance(budget, Budget) else get_budget(budget)
+    key = data_key(budget)
+    out = artifact_dir(budget) / f"data-{key}"
+    report_path = out / "build_report.json"
+    if is_complete(out, key) and report_path.exists():
+        return json.loads(report_path.read_text())
+
+    raw = source_documents(budget)
+    eval_texts = world_eval_texts(World(budget.world))
+    log = StepLog()
+    processed = {}
+    for split, documents in raw.items():
+        dataset, _ = process(to_dataset(documents), eval_texts, log if split == "train" else StepLog(), num_proc)
+        by_source: dict[str, list[str]] = {}
+        for text, source in zip(dataset["text"], dataset["source"]):
+            by_source.setdefault(source, []).append(text)
+        processed[split] = by_source
+
+    weights = budget.data.weights()
+    mixed, mix_stats = mix(processed["train"], weights, budget.data.total_chars, budget.data.seed)
+    tokenizer = tokenizer_artifact(budget, progress=progress)
+    val_docs = [t for docs in processed["val"].values() for t in docs]
+    write_shards({"train": [t for _, t in mixed], "val": val_docs}, tokenizer, out, key,
+                 shard_tokens=budget.data.shard_tokens, progress=progress)
+
+    from .shards import load_index
+
+    index = load_index(out)
+    token_counts = _tokens_per_source(mixed, tokenizer)
+    report = {
+        "budget": budget.name, "key": key, "directory": str(out),
+        "raw_documents": {split: {s: len(d) for s, d in docs.items()} for split, docs in raw.items()},
+        "steps": log.rows,
+        "mixture": {s: {**mix_stats[s], "weight": round(weights[s], 4), "tokens": token_counts.get(s, 0)} for s in weights},
+        "splits": {s: {"documents": v["documents"], "tokens": v["tokens"], "shards": len(v["shards"])}
+                   for s, v in index["splits"].items()},
+        "vocab_size": tokenizer.vocab_size,
+    }
+    atomic_write_text(report_path, json.dumps(report, indent=1))
+    return report
+
+
+def _tokens_per_source(mixed: list[tuple[str, str]], tokenizer) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    texts = [t for _, t in mixed]
+    for (source, _), ids in zip(mixed, tokenizer.encode_batch(texts, num_threads=2)):
+        counts[source] = counts.get(source, 0) + len(ids) + 1  # + the <|endoftext|> separator
+    return counts
