@@ -99,7 +99,7 @@ def write_shards(
     out.mkdir(parents=True, exist_ok=True)
     (out / "index.json").unlink(missing_ok=True)  # invalid until the new index is written
     eot = tokenizer.special_id(ENDOFTEXT)
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # text bar: readable in saved notebooks too
 
     index = {"format": "minilm-shards", "version": SHARD_VERSION, "key": key, "tokenizer": tokenizer.name,
              "vocab_size": tokenizer.vocab_size, "eot": eot, "splits": {}, "sources": sources or {}}

@@ -160,7 +160,7 @@ def train_bpe(
     heapq.heapify(heap)
 
     merges: list[tuple[int, int, int]] = []
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # text bar: readable in saved notebooks too
 
     bar = tqdm(total=max(0, num_tokens - len(vocab)), desc="BPE merges", disable=not progress)
     while len(vocab) < num_tokens and heap:
@@ -317,6 +317,12 @@ class Tokenizer:
             kept.append(merge)
         ranks = {b: i for b, i in self.ranks.items() if i < n_learned}
         return Tokenizer(ranks, self.pattern, list(self.special_tokens), kept, name=f"{self.name}-{vocab_size}")
+
+    @classmethod
+    def from_tiktoken(cls, encoding) -> "Tokenizer":
+        """Wrap a ``tiktoken.Encoding`` (e.g. GPT-2's, when online) in our classes."""
+        # tiktoken keeps these attributes private but stable; they are what an Encoding is built from.
+        return cls.from_ranks(encoding._mergeable_ranks, encoding._pat_str, encoding._special_tokens, encoding.name)
 
     # -- sizes ---------------------------------------------------------------------------------
 

@@ -326,3 +326,8 @@ def test_pair_counts_and_merge_pair():
     assert pair_counts([1, 1, 1]) == Counter({(1, 1): 2})
     assert merge_pair([1, 1, 1], (1, 1), 5) == [5, 1]
     assert merge_pair([], (1, 1), 5) == []
+
+
+def test_from_tiktoken_wraps_an_encoding(cl100k):
+    wrapped = Tokenizer.from_tiktoken(cl100k.tiktoken_encoding)
+    assert wrapped.encode_python("Hello, world! 123") == cl100k.tiktoken_encoding.encode_ordinary("Hello, world! 123")
