@@ -3,8 +3,6 @@
 A stage's artifact lives under ``runs/artifacts/<budget>/`` and its file name carries a key of
 everything it depends on (config and data version), so changing the budget or a config builds a
 new artifact instead of silently reusing a stale one.
-
->>> tok = tokenizer_artifact("smoke")  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -6,9 +6,9 @@ straight from the installed distribution (``importlib.metadata``), without impor
 into documents, one per scene. The train/validation split is by *play*, so validation text is
 genuinely unseen: four whole plays, one from each of four genres, are held out.
 
->>> docs = load_shakespeare()                       # doctest: +SKIP
->>> docs[0].title, docs[0].split                    # doctest: +SKIP
-('A Midsummer Night's Dream, Act I, Scene I', 'train')
+>>> docs = load_shakespeare()
+>>> docs[0].title, docs[0].split
+("A Midsummer Night's Dream, Act I, Scene I", 'train')
 """
 
 from __future__ import annotations

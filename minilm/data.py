@@ -8,10 +8,8 @@ world) work offline; Hugging Face data sets (TinyStories, FineWeb-edu, ...) load
 Which steps apply to which source matters: the tiny world is synthetic and trusted, and its
 biographies are paraphrases of each other *on purpose* (knowledge augmentation), so near-dedup and
 the natural-language quality heuristics run only on natural text (Shakespeare, web data), while
-exact dedup, cleaning and decontamination run on everything.
-
->>> ds = sources_dataset(get_budget("smoke"))      # doctest: +SKIP
->>> report = build_data(get_budget("smoke"))        # doctest: +SKIP  (writes runs/artifacts/smoke/data-*/)
+exact dedup, cleaning and decontamination run on everything. ``build_data(budget)`` runs it all
+and writes the shards pretraining reads.
 """
 
 from __future__ import annotations
