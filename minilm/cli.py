@@ -3,6 +3,8 @@
     minilm env                              what this machine offers (torch, threads, GPU)
     minilm tokenizer train --vocab-size N   train byte-level BPE on the embedded corpus (or files)
     minilm tokenizer encode "some text"     show ids and token boundaries
+    minilm world [people|documents|eval]    look at the synthetic tiny world
+    minilm data build                       clean, dedup, filter, mix and shard the pretraining data
     minilm pipeline                         run every stage at the budget, write a report
     minilm bench tokenizer                  one JSON line of measured figures
     minilm check 01                         test your exercise file for chapter 01
@@ -58,6 +60,33 @@ def _cmd_tokenizer_encode(args) -> None:
     tokenizer = Tokenizer.load(args.tokenizer) if args.tokenizer else tokenizer_artifact(args.budget)
     ids = tokenizer.encode(args.text)
     print(json.dumps({"ids": ids, "tokens": tokenizer.token_strings(ids), "count": len(ids)}, ensure_ascii=False))
+
+
+def _cmd_data_build(args) -> None:
+    from .data import build_data
+
+    report = build_data(get_budget(args.budget), progress=True)
+    for row in report["steps"]:
+        print(f"{row['step']:<36} {row['docs_in']:>7} -> {row['docs_out']:>7} docs  {row['seconds']:>6.1f} s")
+    for source, m in report["mixture"].items():
+        print(f"{source:<14} weight {m['weight']:.2f}  {m['tokens']:>10,} tokens  ({m['passes']} passes)")
+    print(f"shards: {report['directory']}  (train {report['splits']['train']['tokens']:,} tokens, "
+          f"val {report['splits']['val']['tokens']:,} tokens)")
+
+
+def _cmd_world(args) -> None:
+    from .world import World
+
+    world = World(get_budget(args.budget).world)
+    if args.show == "people":
+        for person in world.people[: args.n]:
+            print(person)
+    elif args.show == "documents":
+        for source, docs in world.documents().items():
+            print(f"--- {source} ({len(docs)} documents)\n{docs[0][:400]}")
+    else:
+        for kind, items in world.eval_items(args.n).items():
+            print(f"{kind:<13} {len(items):>5} items, e.g. {items[0].question!r} -> {items[0].answer!r}")
 
 
 def _cmd_pipeline(args) -> None:
@@ -119,6 +148,15 @@ def build_parser() -> argparse.ArgumentParser:
     encode.add_argument("text")
     encode.add_argument("--tokenizer", help="a tokenizer JSON (default: the budget's, built if missing)")
     encode.set_defaults(func=_cmd_tokenizer_encode)
+
+    data = sub.add_parser("data", help="build the pretraining data (clean, dedup, filter, mix, shard)")
+    data_sub = data.add_subparsers(dest="action", required=True)
+    data_sub.add_parser("build", help="build or reuse the budget's token shards").set_defaults(func=_cmd_data_build)
+
+    world = sub.add_parser("world", help="look at the synthetic tiny world")
+    world.add_argument("show", choices=["people", "documents", "eval"], nargs="?", default="eval")
+    world.add_argument("-n", type=int, default=5, help="how many to show")
+    world.set_defaults(func=_cmd_world)
 
     pipe = sub.add_parser("pipeline", help="run every stage in order and write a report")
     pipe.add_argument("--out", help="run directory (default: runs/pipeline-<budget>)")

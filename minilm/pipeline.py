@@ -1,6 +1,6 @@
 """The course pipeline: every stage in order at one budget, with a markdown report at the end.
 
-Stages so far: corpus -> tokenizer. Later chapters append theirs to ``STAGES``. Each stage takes
+Stages so far: corpus -> tokenizer -> data. Later chapters append theirs to ``STAGES``. Each stage takes
 ``(budget, run)`` and returns a dict of measured figures, writing its section of the report.
 """
 
@@ -101,7 +101,32 @@ def stage_tokenizer(budget: Budget, run: Run) -> dict:
     return figures
 
 
-STAGES = {"corpus": stage_corpus, "tokenizer": stage_tokenizer}
+def stage_data(budget: Budget, run: Run) -> dict:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .data import build_data
+    from .viz import plot_mixture
+
+    report = build_data(budget, progress=False)
+    steps = [(r["step"], r["docs_in"], r["docs_out"], r["seconds"]) for r in report["steps"]]
+    mixture = [(s, m["weight"], m["documents"], m["chars"], m["tokens"], m["passes"]) for s, m in report["mixture"].items()]
+    run.add("## Data\n\nThe pretraining mixture: Shakespeare plus the tiny world, through cleaning, PII redaction, "
+            "exact and near dedup, quality heuristics and decontamination, then mixed by weight and tokenized "
+            "into uint16 shards.\n\n" + _table(steps, ("step (training split)", "docs in", "docs out", "seconds"))
+            + "\n\n" + _table(mixture, ("source", "weight", "documents", "characters", "tokens", "passes")))
+    fig, ax = plt.subplots(figsize=(6.5, 3.5))
+    plot_mixture({s: m["tokens"] for s, m in report["mixture"].items()}, ax=ax)
+    run.figure(fig, "mixture", "Training tokens per source in the mixture")
+    plt.close(fig)
+    return {"train_tokens": report["splits"]["train"]["tokens"], "val_tokens": report["splits"]["val"]["tokens"],
+            **{f"tokens_{s}": m["tokens"] for s, m in report["mixture"].items()},
+            "documents_removed": sum(r["docs_in"] - r["docs_out"] for r in report["steps"])}
+
+
+STAGES = {"corpus": stage_corpus, "tokenizer": stage_tokenizer, "data": stage_data}
 
 
 def run_pipeline(budget: Budget, directory: Path | None = None, stages: list[str] | None = None) -> Path:

@@ -72,3 +72,22 @@ def plot_bytes_per_token(vocab_sizes: Sequence[int], values: Sequence[float], re
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return ax
+
+
+def plot_mixture(tokens_per_source: dict, ax=None):
+    """Horizontal bars: how many training tokens each source contributes."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 3.5))
+    names = list(tokens_per_source)
+    values = [tokens_per_source[n] / 1e6 for n in names]
+    ax.barh(names, values, color=[f"C{i}" for i in range(len(names))])
+    total = sum(values)
+    for y, v in enumerate(values):
+        ax.text(v, y, f" {v:.2f}M ({v / total:.0%})", va="center", fontsize=8)
+    ax.set_xlabel("training tokens (millions)")
+    ax.set_title("The pretraining mixture by source")
+    ax.invert_yaxis()
+    ax.margins(x=0.25)
+    return ax
