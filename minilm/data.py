@@ -208,7 +208,7 @@ def build_data(budget: Budget | str | None = None, progress: bool = True, num_pr
     from .artifacts import artifact_dir, tokenizer_artifact
     from .contamination import world_eval_texts
     from .shards import is_complete, write_shards
-    from .tokenizer import atomic_write_text
+    from .files import atomic_write_text
     from .world import World
 
     budget = budget if isinstance(budget, Budget) else get_budget(budget)

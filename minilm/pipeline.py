@@ -15,7 +15,8 @@ from pathlib import Path
 from .artifacts import tokenizer_artifact
 from .config import Budget, runs_dir
 from .corpus import load_shakespeare, shakespeare_texts
-from .tokenizer import atomic_write_text, bytes_per_token, gpt2_encoding, reference_tokenizer
+from .files import atomic_write_text
+from .tokenizer import bytes_per_token, gpt2_encoding, reference_tokenizer
 
 
 @dataclass

@@ -24,13 +24,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
-from .tokenizer import ENDOFTEXT, Tokenizer, atomic_write_text
+from .files import atomic_write_bytes, atomic_write_text
+from .tokenizer import ENDOFTEXT, Tokenizer
 
 MAGIC = 20261124  # identifies a minilm shard
 SHARD_VERSION = 1
@@ -45,16 +45,7 @@ def _write_shard(path: Path, tokens: np.ndarray) -> str:
     """Write one shard atomically; returns its sha256."""
     header = np.array([MAGIC, SHARD_VERSION, len(tokens), 0], dtype=np.int64)
     payload = header.tobytes() + tokens.astype(np.uint16, copy=False).tobytes()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, payload)
     return hashlib.sha256(payload).hexdigest()
 
 

@@ -28,7 +28,6 @@ import hashlib
 import heapq
 import json
 import os
-import tempfile
 from collections import Counter, defaultdict
 from functools import cached_property
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import Iterable, Sequence
 import regex
 
 from .config import MAX_VOCAB_SIZE, TokenizerConfig, check_range
+from .files import atomic_write_text
 
 # GPT-4's (cl100k_base) pre-tokenization pattern, exactly as tiktoken uses it. ``{digits}`` is the
 # one thing we change: how many digits may stay together in one pre-token.
@@ -478,20 +478,6 @@ class Tokenizer:
 
 def _checksum(payload: dict) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the whole new one, never half."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ----------------------------------------------------------------------------------------------

@@ -300,7 +300,7 @@ def test_failed_save_keeps_the_old_file(small_tokenizer, tmp_path, monkeypatch):
     def disk_full(fd):
         raise OSError("disk full")
 
-    import minilm.tokenizer as module
+    import minilm.files as module
 
     # Fail after the new content was written to the temp file, before the rename.
     monkeypatch.setattr(module.os, "fsync", disk_full)
