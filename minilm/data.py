@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .config import Budget, get_budget
 
-NATURAL_SOURCES = {"shakespeare", "tinystories", "fineweb-edu", "local"}
+NATURAL_SOURCES = {"shakespeare", "tinystories", "fineweb-edu", "local", "web"}
 WORLD_SOURCES = ("biographies", "arithmetic", "countdown", "letters")
 
 # Hugging Face data sets a user online can add to the mixture: name -> (hub id, config, text column).
@@ -218,16 +218,24 @@ def build_data(budget: Budget | str | None = None, progress: bool = True, num_pr
     if is_complete(out, key) and report_path.exists():
         return json.loads(report_path.read_text())
 
+    import datasets
+
     raw = source_documents(budget)
     eval_texts = world_eval_texts(World(budget.world))
     log = StepLog()
     processed = {}
-    for split, documents in raw.items():
-        dataset, _ = process(to_dataset(documents), eval_texts, log if split == "train" else StepLog(), num_proc)
-        by_source: dict[str, list[str]] = {}
-        for text, source in zip(dataset["text"], dataset["source"]):
-            by_source.setdefault(source, []).append(text)
-        processed[split] = by_source
+    bars_were_on = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()  # one bar per map/filter is noise; the tokenize bar remains
+    try:
+        for split, documents in raw.items():
+            dataset, _ = process(to_dataset(documents), eval_texts, log if split == "train" else StepLog(), num_proc)
+            by_source: dict[str, list[str]] = {}
+            for text, source in zip(dataset["text"], dataset["source"]):
+                by_source.setdefault(source, []).append(text)
+            processed[split] = by_source
+    finally:
+        if bars_were_on:
+            datasets.enable_progress_bars()
 
     weights = budget.data.weights()
     mixed, mix_stats = mix(processed["train"], weights, budget.data.total_chars, budget.data.seed)
@@ -259,3 +267,74 @@ def _tokens_per_source(mixed: list[tuple[str, str]], tokenizer) -> dict[str, int
     for (source, _), ids in zip(mixed, tokenizer.encode_batch(texts, num_threads=2)):
         counts[source] = counts.get(source, 0) + len(ids) + 1  # + the <|endoftext|> separator
     return counts
+
+
+# ----------------------------------------------------------------------------------------------
+# A corpus with planted problems (chapter 02 walks it through every step)
+
+BOILERPLATE_LINES = (
+    "Home | About | Contact | Blog",
+    "We use cookies to improve your experience. Accept all cookies",
+    "Click here to subscribe to our newsletter!",
+    "© 2024 Example Media Ltd. All rights reserved.",
+    "Share on Facebook | Share on Twitter",
+)
+
+
+def _near_copy(text: str, rng: random.Random, edit_rate: float = 0.01) -> str:
+    """A copy with a few words replaced or dropped: what a scraper sees as a re-post."""
+    words = text.split(" ")
+    for _ in range(max(1, int(len(words) * edit_rate))):
+        i = rng.randrange(len(words))
+        if rng.random() < 0.5:
+            words[i] = rng.choice(("verily", "indeed", "perchance", "anon"))
+        else:
+            del words[i]
+    return " ".join(words)
+
+
+def planted_corpus(n_clean: int = 200, seed: int = 0, world=None):
+    """A web-like corpus with known problems planted in it, as a ``datasets.Dataset``.
+
+    Clean documents are paragraphs of Shakespeare (a few hundred words each). Planted, each with a
+    label in the ``planted`` column: exact duplicates (re-cased, re-spaced copies), near-duplicates
+    (a few words edited), PII added to a document, web boilerplate added to a document, junk pages,
+    and leaks of the tiny world's evaluation questions with their answers. The originals come
+    first, so dedup (which keeps the first of each group) removes the planted copies. The leaked
+    questions come from ``world`` (default: the tiny world of the budget in force).
+    """
+    import datasets
+
+    from .corpus import shakespeare_texts
+    from .quality import low_quality_examples
+    from .world import World
+
+    rng = random.Random(f"planted-{seed}")
+    paragraphs = [p.strip() for t in shakespeare_texts("train") for p in t.split("\n\n") if 600 <= len(p) <= 2500]
+    k = max(1, n_clean // 10)
+    n_leaks = max(1, k // 2)
+    # Distinct paragraphs for the clean documents and for those that carry PII, boilerplate or a
+    # leak: otherwise those would also be near-copies of a clean one, and dedup would take them.
+    pool = rng.sample(paragraphs, n_clean + 2 * k + n_leaks)
+    clean, with_pii, with_boilerplate, with_leak = (pool[:n_clean], pool[n_clean : n_clean + k],
+                                                   pool[n_clean + k : n_clean + 2 * k], pool[n_clean + 2 * k :])
+    rows = [(text, "clean") for text in clean]
+    rows += [("  " + t.upper().replace(" ", "  ") + "\n", "exact_dup") for t in rng.sample(clean, k)]
+    rows += [(_near_copy(t, rng), "near_dup") for t in rng.sample(clean, k)]
+    pii = ("Write to {name}@example.com for tickets.", "Call me on +1 (415) 555-0132 tonight.",
+           "The server at 192.168.10.24 is down.", "Card: 4111 1111 1111 1111, exp 04/27.")
+    rows += [(t + "\n" + rng.choice(pii).format(name=rng.choice(("romeo", "viola", "puck"))), "pii") for t in with_pii]
+    rows += [("\n".join(rng.sample(BOILERPLATE_LINES, 2)) + "\n" + t + "\n" + BOILERPLATE_LINES[3], "boilerplate")
+             for t in with_boilerplate]
+    rows += [(text, "junk") for text in low_quality_examples(k, seed)[0]]
+    world = world or World(get_budget().world)
+    world_items = [i for items in world.eval_items(20).values() for i in items]
+    rows += [(t + f"\nQuiz: {item.question} Answer: {item.answer}", "leak")
+             for t, item in zip(with_leak, rng.sample(world_items, n_leaks))]
+    # Originals first, then the planted rows (each shuffled): "keep the first copy" keeps the original.
+    clean_rows, planted_rows = rows[:n_clean], rows[n_clean:]
+    rng.shuffle(clean_rows)
+    rng.shuffle(planted_rows)
+    rows = clean_rows + planted_rows
+    return datasets.Dataset.from_dict({"text": [r[0] for r in rows], "source": ["web"] * len(rows),
+                                       "planted": [r[1] for r in rows]})

@@ -98,3 +98,43 @@ def test_sources_have_train_and_validation_text():
     assert set(raw["train"]) == {"shakespeare", "biographies", "arithmetic", "countdown", "letters"}
     assert raw["val"]["shakespeare"] and raw["val"]["arithmetic"]
     assert not set(raw["val"]["arithmetic"]) & set(raw["train"]["arithmetic"])
+
+
+def test_each_planted_problem_is_removed_and_no_clean_document_is_lost():
+    from collections import Counter
+
+    from minilm.contamination import world_eval_texts
+    from minilm.data import planted_corpus, process
+    from minilm.world import World
+
+    tiny = World(get_budget("smoke").world)
+    raw = planted_corpus(80, seed=1, world=tiny)
+    out, log = process(raw, world_eval_texts(tiny))
+    before, after = Counter(raw["planted"]), Counter(out["planted"])
+    assert after["clean"] == before["clean"] == 80
+    for removed in ("exact_dup", "near_dup", "junk", "leak"):
+        assert after[removed] == 0, removed
+    assert after["pii"] == before["pii"] and after["boilerplate"] == before["boilerplate"]  # repaired, kept
+    kept = dict(zip(out["planted"], out["text"]))
+    assert "<EMAIL>" in kept["pii"] or "<PHONE>" in kept["pii"] or "<IP>" in kept["pii"] or "<CARD>" in kept["pii"]
+    assert not any("cookies" in t for t, p in zip(out["text"], out["planted"]) if p == "boilerplate")
+    assert [r["step"] for r in log.rows][0] == "clean" and all(r["docs_out"] <= r["docs_in"] for r in log.rows)
+
+
+def test_build_data_writes_shards_then_reuses_them(isolated_runs):
+    import time
+
+    from minilm.data import build_data
+    from minilm.shards import TokenShards
+
+    budget = get_budget("smoke")
+    report = build_data(budget, progress=False)
+    shards = TokenShards(report["directory"])
+    assert shards.index["splits"]["train"]["tokens"] == report["splits"]["train"]["tokens"] > 100_000
+    assert set(report["mixture"]) == {"shakespeare", "biographies", "arithmetic", "countdown", "letters"}
+    shares = {s: m["chars"] / sum(x["chars"] for x in report["mixture"].values()) for s, m in report["mixture"].items()}
+    assert abs(shares["shakespeare"] - 0.5) < 0.05 and abs(shares["biographies"] - 0.25) < 0.05
+    assert report["mixture"]["biographies"]["passes"] > 1  # a small source is repeated to reach its share
+    start = time.perf_counter()
+    assert build_data(budget, progress=False) == report  # same inputs: the shards are reused
+    assert time.perf_counter() - start < 2
