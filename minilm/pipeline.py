@@ -93,7 +93,8 @@ def stage_tokenizer(budget: Budget, run: Run) -> dict:
     }
     fig, ax = plt.subplots(figsize=(6.5, 4))
     plot_bytes_per_token(sorted(sweep), [sweep[s] for s in sorted(sweep)], references, ax=ax)
-    run.add("## Tokenizer\n\nByte-level BPE trained on the training plays (digits split one by one).\n\n"
+    run.add("## Tokenizer\n\nByte-level BPE trained on the training plays and one copy of the tiny world "
+            "(digits split one by one); compression measured on the held-out plays.\n\n"
             + _table(list(figures.items()), ("", "value")))
     run.figure(fig, "bytes_per_token", "Bytes per token on the held-out plays against vocabulary size")
     plt.close(fig)
