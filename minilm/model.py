@@ -1,0 +1,388 @@
+"""One GPT with switches: GPT-2 style or modern, in plain PyTorch.
+
+GPT-2 style (Radford et al. 2019): LayerNorm with biases, GELU MLP, learned position embeddings.
+Modern (Llama-like): RMSNorm, SwiGLU MLP, rotary position embeddings (RoPE), grouped-query
+attention (GQA; ``n_kv_head=1`` is multi-query attention), optional QK-norm, no biases. Every
+switch is a field of ``GPTConfig``, so chapter 03 can change one at a time and measure it.
+
+Attention runs through ``torch.nn.functional.scaled_dot_product_attention`` (flash kernels on a
+GPU). ``forward`` takes an optional ``KVCache`` and the position of the first new token, so the
+same module serves training (whole sequences) and generation (prefill, then one token at a time).
+
+>>> model = GPT(GPTConfig.modern(vocab_size=300, n_layer=2, n_embd=64, n_head=4, block_size=32))
+>>> logits, loss = model(torch.zeros(1, 8, dtype=torch.long), torch.zeros(1, 8, dtype=torch.long))
+>>> tuple(logits.shape), loss.item() > 0
+((1, 8, 300), True)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import ConfigError, check_choice, check_range
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    """Shapes and switches of the model. ``GPTConfig.gpt2(...)``, ``.modern(...)`` and
+    ``.from_depth(depth)`` give sensible presets; every field can be overridden."""
+
+    vocab_size: int = 4096
+    block_size: int = 256
+    n_layer: int = 4
+    n_head: int = 4
+    n_kv_head: int = 0  # 0 = same as n_head (multi-head); 1 = multi-query; in between = grouped-query
+    n_embd: int = 256
+    norm: str = "rmsnorm"  # "rmsnorm" | "layernorm"
+    mlp: str = "swiglu"  # "swiglu" | "gelu"
+    position: str = "rope"  # "rope" | "learned"
+    bias: bool = False
+    qk_norm: bool = False
+    tie_embeddings: bool = True
+    dropout: float = 0.0
+    rope_theta: float = 10000.0
+    norm_eps: float = 1e-5
+
+    def __post_init__(self):
+        check_range("vocab_size", self.vocab_size, 2, 1_000_000)
+        check_range("block_size", self.block_size, 1, 1_000_000)
+        check_range("n_layer", self.n_layer, 1, 1000)
+        check_range("n_head", self.n_head, 1, 1024)
+        check_range("n_kv_head", self.n_kv_head, 0, self.n_head)
+        check_range("n_embd", self.n_embd, 1, 65536)
+        check_choice("norm", self.norm, ("rmsnorm", "layernorm"))
+        check_choice("mlp", self.mlp, ("swiglu", "gelu"))
+        check_choice("position", self.position, ("rope", "learned"))
+        check_range("dropout", self.dropout, 0.0, 1.0)
+        if self.n_embd % self.n_head:
+            raise ConfigError(f"n_embd={self.n_embd} must be a multiple of n_head={self.n_head}")
+        if self.n_head % self.kv_heads:
+            raise ConfigError(f"n_head={self.n_head} must be a multiple of n_kv_head={self.kv_heads}")
+        if self.position == "rope" and self.head_dim % 2:
+            raise ConfigError(f"RoPE needs an even head size, got n_embd/n_head = {self.head_dim}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_kv_head or self.n_head
+
+    @property
+    def mlp_hidden(self) -> int:
+        """4x width for GELU; for SwiGLU 8/3 x width (same parameters, three matrices), rounded up to 32."""
+        if self.mlp == "gelu":
+            return 4 * self.n_embd
+        return 32 * math.ceil(8 * self.n_embd / 3 / 32)
+
+    @classmethod
+    def gpt2(cls, **overrides) -> "GPTConfig":
+        """GPT-2's components: LayerNorm + biases, GELU, learned positions, tied embeddings."""
+        base = dict(norm="layernorm", mlp="gelu", position="learned", bias=True, qk_norm=False, tie_embeddings=True)
+        return cls(**{**base, **overrides})
+
+    @classmethod
+    def modern(cls, **overrides) -> "GPTConfig":
+        """Llama-style components: RMSNorm, SwiGLU, RoPE, no biases (GQA/QK-norm by choice)."""
+        base = dict(norm="rmsnorm", mlp="swiglu", position="rope", bias=False)
+        return cls(**{**base, **overrides})
+
+    @classmethod
+    def from_depth(cls, depth: int, style: str = "modern", **overrides) -> "GPTConfig":
+        """nanochat's single knob: depth layers, width 64 x depth, heads of 64 dimensions.
+
+        >>> GPTConfig.from_depth(4).n_embd, GPTConfig.from_depth(4).n_head
+        (256, 4)
+        """
+        check_range("depth", depth, 1, 1000)
+        check_choice("style", style, ("modern", "gpt2"))
+        shape = dict(n_layer=depth, n_embd=64 * depth, n_head=depth)
+        preset = cls.modern if style == "modern" else cls.gpt2
+        return preset(**{**shape, **overrides})
+
+    def with_overrides(self, **changes) -> "GPTConfig":
+        return replace(self, **changes)
+
+
+# ----------------------------------------------------------------------------------------------
+# Components
+
+
+class RMSNorm(nn.Module):
+    """x / sqrt(mean(x^2) + eps) * weight: LayerNorm without centring or bias (Zhang & Sennrich 2019)."""
+
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Normalise in float32: in bf16 the mean of squares loses too many digits.
+        normed = x.float() * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + self.eps)
+        return normed.type_as(x) * self.weight
+
+
+def make_norm(config: GPTConfig, dim: int | None = None) -> nn.Module:
+    dim = dim or config.n_embd
+    if config.norm == "rmsnorm":
+        return RMSNorm(dim, config.norm_eps)
+    return nn.LayerNorm(dim, eps=config.norm_eps, bias=config.bias)
+
+
+def rope_tables(head_dim: int, length: int, theta: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin tables, (length, head_dim/2): pair i of a head rotates by position * theta^(-2i/d)."""
+    inverse_frequency = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+    angles = torch.outer(torch.arange(length, dtype=torch.float32), inverse_frequency)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate each (first half, second half) pair of x (B, H, T, D) by the angles of its position.
+
+    Dot products of rotated queries and keys then depend only on their distance (Su et al. 2021).
+    """
+    half = x.shape[-1] // 2
+    x1, x2 = x[..., :half], x[..., half:]
+    cos, sin = cos[None, None].to(x.dtype), sin[None, None].to(x.dtype)
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+
+class KVCache:
+    """Keys and values of past positions, preallocated per layer: (B, n_kv_head, max_len, head_dim)."""
+
+    def __init__(self, config: GPTConfig, batch_size: int, max_len: int | None = None,
+                 device=None, dtype=torch.float32):
+        self.max_len = max_len or config.block_size
+        shape = (config.n_layer, batch_size, config.kv_heads, self.max_len, config.head_dim)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
+
+    def update(self, layer: int, start: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store k, v (B, H_kv, T, D) at positions start..start+T-1; return all keys/values so far."""
+        end = start + k.shape[2]
+        if end > self.max_len:
+            raise ValueError(f"KV cache holds {self.max_len} positions; writing up to position {end}")
+        self.k[layer, :, :, start:end] = k
+        self.v[layer, :, :, start:end] = v
+        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+
+
+class Attention(nn.Module):
+    def __init__(self, config: GPTConfig, layer: int):
+        super().__init__()
+        self.config, self.layer = config, layer
+        hd, heads, kv = config.head_dim, config.n_head, config.kv_heads
+        # One matrix for queries, keys and values (GPT-2's c_attn); with GQA the k/v parts are narrower.
+        self.c_attn = nn.Linear(config.n_embd, (heads + 2 * kv) * hd, bias=config.bias)
+        self.c_proj = nn.Linear(heads * hd, config.n_embd, bias=config.bias)
+        self.q_norm = RMSNorm(hd, config.norm_eps) if config.qk_norm else None
+        self.k_norm = RMSNorm(hd, config.norm_eps) if config.qk_norm else None
+        self.dropout = config.dropout
+
+    def forward(self, x, rope=None, cache: KVCache | None = None, start: int = 0):
+        B, T, _ = x.shape
+        hd, heads, kv = self.config.head_dim, self.config.n_head, self.config.kv_heads
+        q, k, v = self.c_attn(x).split([heads * hd, kv * hd, kv * hd], dim=-1)
+        q = q.view(B, T, heads, hd).transpose(1, 2)  # (B, H, T, D)
+        k = k.view(B, T, kv, hd).transpose(1, 2)
+        v = v.view(B, T, kv, hd).transpose(1, 2)
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        if rope is not None:
+            cos, sin = rope
+            q, k = apply_rope(q, cos[start : start + T], sin[start : start + T]), apply_rope(k, cos[start : start + T], sin[start : start + T])
+        if cache is not None:
+            k, v = cache.update(self.layer, start, k, v)
+        total = k.shape[2]
+        if total == T:  # no earlier positions: the usual causal mask
+            mask, causal = None, True
+        else:  # new queries at positions start..start+T-1 see every key up to their own position
+            mask = torch.ones(T, total, dtype=torch.bool, device=x.device).tril(diagonal=total - T)
+            causal = False
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
+                                           dropout_p=self.dropout if self.training else 0.0,
+                                           enable_gqa=kv != heads)
+        return self.c_proj(y.transpose(1, 2).reshape(B, T, heads * hd))
+
+
+class MLP(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.kind, hidden = config.mlp, config.mlp_hidden
+        if self.kind == "gelu":
+            self.c_fc = nn.Linear(config.n_embd, hidden, bias=config.bias)
+        else:  # SwiGLU (Shazeer 2020): silu(x W_gate) * (x W_up), then W_down
+            self.c_gate = nn.Linear(config.n_embd, hidden, bias=config.bias)
+            self.c_fc = nn.Linear(config.n_embd, hidden, bias=config.bias)
+        self.c_proj = nn.Linear(hidden, config.n_embd, bias=config.bias)
+
+    def forward(self, x):
+        if self.kind == "gelu":
+            return self.c_proj(F.gelu(self.c_fc(x), approximate="tanh"))  # GPT-2's "gelu_new"
+        return self.c_proj(F.silu(self.c_gate(x)) * self.c_fc(x))
+
+
+class Block(nn.Module):
+    """Pre-norm residual block: x + attention(norm(x)), then x + mlp(norm(x))."""
+
+    def __init__(self, config: GPTConfig, layer: int):
+        super().__init__()
+        self.ln_1, self.attn = make_norm(config), Attention(config, layer)
+        self.ln_2, self.mlp = make_norm(config), MLP(config)
+
+    def forward(self, x, rope=None, cache=None, start=0):
+        x = x + self.attn(self.ln_1(x), rope, cache, start)
+        return x + self.mlp(self.ln_2(x))
+
+
+# ----------------------------------------------------------------------------------------------
+# The model
+
+
+class GPT(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wpe = nn.Embedding(config.block_size, config.n_embd) if config.position == "learned" else None
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config, i) for i in range(config.n_layer))
+        self.ln_f = make_norm(config)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        if config.tie_embeddings:
+            self.lm_head.weight = self.wte.weight  # one matrix reads tokens in and writes them out
+        if config.position == "rope":
+            cos, sin = rope_tables(config.head_dim, config.block_size, config.rope_theta)
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
+        self.apply(self._init_weights)
+        # GPT-2: scale the init of projections into the residual stream by 1/sqrt(2 * layers),
+        # so the stream's variance does not grow with depth.
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module):
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
+                cache: KVCache | None = None, start: int = 0):
+        """Logits (B, T, vocab) for token ids (B, T) at positions start..start+T-1, and the mean
+        cross-entropy against ``targets`` when given (target -1 = ignored position)."""
+        B, T = idx.shape
+        if start + T > self.config.block_size:
+            raise ValueError(f"positions up to {start + T} exceed block_size={self.config.block_size}")
+        x = self.wte(idx)
+        if self.wpe is not None:
+            x = x + self.wpe(torch.arange(start, start + T, device=idx.device))
+        x = self.drop(x)
+        rope = (self.rope_cos, self.rope_sin) if self.config.position == "rope" else None
+        for block in self.blocks:
+            x = block(x, rope, cache, start)
+        logits = self.lm_head(self.ln_f(x))
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
+        return logits, loss
+
+    # -- sizes ---------------------------------------------------------------------------------
+
+    def num_params(self, non_embedding: bool = False) -> int:
+        """Parameters (tied matrices counted once); ``non_embedding`` leaves out token and position
+        embeddings, the count Kaplan et al. use for scaling laws."""
+        total = sum(p.numel() for p in self.parameters())
+        if non_embedding:
+            total -= self.wte.weight.numel() + (self.wpe.weight.numel() if self.wpe is not None else 0)
+        return total
+
+    def flops_per_token(self, seq_len: int | None = None) -> float:
+        """Training FLOPs per token: 6 N (forward + backward through the weights) plus attention's
+        12 * layers * heads * head_dim * T (Kaplan et al. 2020; PaLM appendix B)."""
+        cfg = self.config
+        T = seq_len or cfg.block_size
+        return 6 * self.num_params(non_embedding=True) + 12 * cfg.n_layer * cfg.n_head * cfg.head_dim * T
+
+    def param_counts_by_component(self) -> dict[str, int]:
+        """Parameters per kind of component (embeddings, attention, MLP, norms, head)."""
+        counts = {"embeddings": 0, "attention": 0, "mlp": 0, "norms": 0, "lm_head (untied)": 0}
+        seen = set()
+        for name, p in self.named_parameters():
+            if id(p) in seen:
+                continue
+            seen.add(id(p))
+            if name.startswith(("wte", "wpe")):
+                key = "embeddings"
+            elif ".attn." in name and "norm" not in name:
+                key = "attention"
+            elif ".mlp." in name:
+                key = "mlp"
+            elif name.startswith("lm_head"):
+                key = "lm_head (untied)"
+            else:
+                key = "norms"
+            counts[key] += p.numel()
+        return counts
+
+    # -- interoperability ----------------------------------------------------------------------
+
+    @classmethod
+    def from_hf_gpt2(cls, hf_model) -> "GPT":
+        """Our GPT with the weights of a Hugging Face ``GPT2LMHeadModel`` (same logits)."""
+        c = hf_model.config
+        config = GPTConfig.gpt2(vocab_size=c.vocab_size, block_size=c.n_positions, n_layer=c.n_layer,
+                                n_head=c.n_head, n_embd=c.n_embd, norm_eps=c.layer_norm_epsilon, dropout=0.0)
+        if (c.n_inner or 4 * c.n_embd) != config.mlp_hidden:
+            raise ValueError(f"n_inner={c.n_inner} is not 4 x n_embd: not a GPT-2 shape we can load")
+        model = cls(config)
+        hf = hf_model.state_dict()
+        ours = model.state_dict()
+        # HF GPT-2 stores Linear layers as Conv1D, with weights transposed.
+        transposed = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+        mapping = {"wte.weight": "transformer.wte.weight", "wpe.weight": "transformer.wpe.weight",
+                   "ln_f.weight": "transformer.ln_f.weight", "ln_f.bias": "transformer.ln_f.bias"}
+        for i in range(config.n_layer):
+            for name in ("ln_1.weight", "ln_1.bias", "ln_2.weight", "ln_2.bias", "attn.c_attn.weight",
+                         "attn.c_attn.bias", "attn.c_proj.weight", "attn.c_proj.bias", "mlp.c_fc.weight",
+                         "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias"):
+                mapping[f"blocks.{i}.{name}"] = f"transformer.h.{i}.{name}"
+        with torch.no_grad():
+            for ours_name, hf_name in mapping.items():
+                source = hf[hf_name]
+                if ours_name.endswith(transposed):
+                    source = source.t()
+                if ours[ours_name].shape != source.shape:
+                    raise ValueError(f"{hf_name}: shape {tuple(source.shape)} does not fit {ours_name} {tuple(ours[ours_name].shape)}")
+                ours[ours_name].copy_(source)
+        return model
+
+    @classmethod
+    def from_pretrained(cls, name: str = "gpt2") -> "GPT":
+        """OpenAI's GPT-2 weights (gpt2, gpt2-medium, gpt2-large, gpt2-xl) through ``transformers``.
+
+        Needs the ``hf`` extra and a network connection the first time (or the Hugging Face cache).
+        """
+        try:
+            from transformers import GPT2LMHeadModel
+        except ImportError:
+            raise RuntimeError("from_pretrained needs transformers: pip install -e '.[hf]'") from None
+        try:
+            hf_model = GPT2LMHeadModel.from_pretrained(name)
+        except OSError as err:
+            raise RuntimeError(f"could not load {name!r} from the Hugging Face hub (offline, or no such model): "
+                               f"{str(err).splitlines()[0]}") from None
+        return cls.from_hf_gpt2(hf_model)
+
+    def config_dict(self) -> dict:
+        return asdict(self.config)

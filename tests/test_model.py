@@ -1,0 +1,159 @@
+"""minilm.model: GPT-2 equivalence with Hugging Face, causality, KV cache, GQA, sizes, errors."""
+
+import pytest
+import torch
+
+from minilm.config import ConfigError
+from minilm.model import GPT, GPTConfig, KVCache, RMSNorm, apply_rope, rope_tables
+
+torch.set_num_threads(2)
+
+SMALL = dict(vocab_size=300, block_size=32, n_layer=2, n_embd=64, n_head=4)
+VARIANTS = {
+    "gpt2": GPTConfig.gpt2(**SMALL),
+    "modern": GPTConfig.modern(**SMALL),
+    "modern-gqa": GPTConfig.modern(**SMALL, n_kv_head=2),
+    "modern-mqa-qknorm": GPTConfig.modern(**SMALL, n_kv_head=1, qk_norm=True),
+    "untied": GPTConfig.modern(**SMALL, tie_embeddings=False),
+}
+
+
+def make(config, seed=0):
+    torch.manual_seed(seed)
+    return GPT(config).eval()
+
+
+def test_matches_hugging_face_gpt2_logits():
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    hf_config = transformers.GPT2Config(vocab_size=300, n_positions=32, n_embd=64, n_layer=2, n_head=4,
+                                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    hf = transformers.GPT2LMHeadModel(hf_config).eval()
+    ours = GPT.from_hf_gpt2(hf).eval()
+    idx = torch.randint(0, 300, (3, 32))
+    with torch.no_grad():
+        expected = hf(idx).logits
+        got, _ = ours(idx)
+    assert torch.allclose(got, expected, atol=1e-5, rtol=0), (got - expected).abs().max()
+
+
+def test_from_pretrained_offline_is_a_clear_error(monkeypatch):
+    pytest.importorskip("transformers")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(RuntimeError, match="could not load 'gpt2-nonexistent-test'"):
+        GPT.from_pretrained("gpt2-nonexistent-test")
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_future_tokens_do_not_change_past_logits(name):
+    model = make(VARIANTS[name])
+    idx = torch.randint(0, 300, (2, 20))
+    changed = idx.clone()
+    changed[:, 10:] = torch.randint(0, 300, (2, 10))
+    with torch.no_grad():
+        a, _ = model(idx)
+        b, _ = model(changed)
+    assert torch.allclose(a[:, :10], b[:, :10], atol=1e-6)
+    assert not torch.allclose(a[:, 10:], b[:, 10:])
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_kv_cache_prefill_and_steps_match_full_forward(name):
+    model = make(VARIANTS[name])
+    idx = torch.randint(0, 300, (2, 24))
+    with torch.no_grad():
+        full, _ = model(idx)
+        cache = KVCache(model.config, batch_size=2)
+        pieces = [model(idx[:, :10], cache=cache, start=0)[0]]  # prefill
+        pieces.append(model(idx[:, 10:16], cache=cache, start=10)[0])  # a chunk
+        pieces += [model(idx[:, t : t + 1], cache=cache, start=t)[0] for t in range(16, 24)]  # one by one
+    assert torch.allclose(torch.cat(pieces, dim=1), full, atol=1e-5)
+
+
+def test_loss_is_cross_entropy_and_ignores_minus_one():
+    model = make(VARIANTS["modern"])
+    idx = torch.randint(0, 300, (2, 8))
+    targets = torch.randint(0, 300, (2, 8))
+    logits, loss = model(idx, targets)
+    expected = torch.nn.functional.cross_entropy(logits.view(-1, 300), targets.view(-1))
+    assert torch.allclose(loss, expected)
+    masked = targets.clone()
+    masked[:, :4] = -1
+    _, partial = model(idx, masked)
+    manual = torch.nn.functional.cross_entropy(logits[:, 4:].reshape(-1, 300), targets[:, 4:].reshape(-1))
+    assert torch.allclose(partial, manual)
+    assert abs(make(VARIANTS["gpt2"])(idx, targets)[1].item() - torch.log(torch.tensor(300.0)).item()) < 0.5  # ~uniform at init
+
+
+def test_parameter_counts():
+    gpt2 = make(GPTConfig.gpt2(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768))
+    assert gpt2.num_params() == 124_439_808  # GPT-2 small, as published by Hugging Face
+    modern = make(VARIANTS["modern"])
+    by_part = modern.param_counts_by_component()
+    assert sum(by_part.values()) == modern.num_params()
+    mha, gqa, mqa = (make(VARIANTS[n]).param_counts_by_component()["attention"] for n in ("modern", "modern-gqa", "modern-mqa-qknorm"))
+    assert mha > gqa > mqa  # fewer key/value heads, fewer parameters
+    untied = make(VARIANTS["untied"])
+    assert untied.num_params() == modern.num_params() + 300 * 64
+
+
+def test_flops_per_token_is_6n_plus_attention():
+    model = make(VARIANTS["modern"])
+    n = model.num_params(non_embedding=True)
+    assert model.flops_per_token(32) == 6 * n + 12 * 2 * 4 * 16 * 32
+
+
+def test_rmsnorm_matches_torch():
+    x = torch.randn(3, 5, 16)
+    ours = RMSNorm(16, eps=1e-6)
+    reference = torch.nn.RMSNorm(16, eps=1e-6)
+    with torch.no_grad():
+        ours.weight.uniform_()
+        reference.weight.copy_(ours.weight)
+    assert torch.allclose(ours(x), reference(x), atol=1e-6)
+
+
+def test_rope_preserves_norms_and_encodes_relative_position():
+    cos, sin = rope_tables(16, 64)
+    q, k = torch.randn(1, 1, 1, 16), torch.randn(1, 1, 1, 16)
+    def at(x, pos):
+        return apply_rope(x, cos[pos : pos + 1], sin[pos : pos + 1])
+    assert torch.allclose(at(q, 7).norm(), q.norm(), atol=1e-5)
+    score_a = (at(q, 10) * at(k, 3)).sum()
+    score_b = (at(q, 40) * at(k, 33)).sum()  # same distance, other positions
+    assert torch.allclose(score_a, score_b, atol=1e-4)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(n_embd=65, n_head=4), "multiple of n_head"),
+    (dict(n_head=4, n_kv_head=3), "multiple of n_kv_head"),
+    (dict(norm="batchnorm"), "norm='batchnorm' is not allowed"),
+    (dict(n_embd=12, n_head=4), "RoPE needs an even head size"),
+    (dict(n_layer=0), "n_layer=0 is out of range"),
+])
+def test_bad_configs_get_one_line_errors(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        GPTConfig.modern(**{**SMALL, **kwargs})
+
+
+def test_sequence_too_long_is_a_clear_error():
+    model = make(VARIANTS["modern"])
+    with pytest.raises(ValueError, match="exceed block_size=32"):
+        model(torch.zeros(1, 33, dtype=torch.long))
+    with pytest.raises(ValueError, match="KV cache holds 8 positions"):
+        model(torch.zeros(1, 9, dtype=torch.long), cache=KVCache(model.config, 1, max_len=8))
+
+
+def test_from_depth_derives_the_shape():
+    cfg = GPTConfig.from_depth(6)
+    assert (cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.head_dim) == (6, 384, 6, 64)
+    assert GPTConfig.from_depth(2, style="gpt2").position == "learned"
+
+
+def test_gradients_flow_to_every_parameter():
+    model = make(VARIANTS["modern-mqa-qknorm"]).train()
+    idx = torch.randint(0, 300, (2, 16))
+    _, loss = model(idx, idx)
+    loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing
