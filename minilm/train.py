@@ -1,0 +1,277 @@
+"""One training loop for every stage: schedules, accumulation, clipping, evaluation, checkpoints.
+
+What it does each step: for each of ``grad_accum`` micro-batches, draw windows of tokens, compute the
+loss (bf16 autocast on CUDA), and backpropagate a share of it; clip the gradient norm; set the
+learning rate from the schedule; take an AdamW step. Every ``eval_every`` steps it measures the
+validation loss and bits per byte, and every ``checkpoint_every`` steps it writes a checkpoint.
+
+Resuming is exact: the batch of step ``s`` is a pure function of ``(seed, s, micro-batch, rank)``,
+and a checkpoint holds the model, the optimizer, the step and the RNG state, so training N steps,
+stopping, resuming and training N more gives the same losses as 2N steps straight.
+
+>>> lr_at(0, total_steps=100, warmup_steps=10, lr=1e-3), lr_at(10, 100, 10, 1e-3)
+(0.0001, 0.001)
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import ConfigError, check_choice, check_range
+from .files import atomic_write_bytes
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train. ``batch_size`` sequences of ``seq_len`` tokens per micro-batch; the optimizer
+    steps after ``grad_accum`` micro-batches (tokens per step = batch_size * seq_len * grad_accum)."""
+
+    steps: int = 1000
+    batch_size: int = 16
+    seq_len: int = 128
+    grad_accum: int = 1
+    lr: float = 3e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 50
+    schedule: str = "cosine"  # "cosine" | "wsd" (warmup-stable-decay) | "constant"
+    decay_fraction: float = 0.2  # WSD: the last fraction of steps decays linearly to min_lr
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    eval_every: int = 100
+    eval_tokens: int = 32_768
+    checkpoint_every: int = 0  # 0 = only at the end
+    seed: int = 0
+
+    def __post_init__(self):
+        check_range("steps", self.steps, 1, 10**9)
+        check_range("batch_size", self.batch_size, 1, 10**6)
+        check_range("seq_len", self.seq_len, 1, 10**6)
+        check_range("grad_accum", self.grad_accum, 1, 10**6)
+        check_range("lr", self.lr, 0.0, 10.0)
+        check_range("min_lr_ratio", self.min_lr_ratio, 0.0, 1.0)
+        check_range("warmup_steps", self.warmup_steps, 0, 10**9)
+        check_choice("schedule", self.schedule, ("cosine", "wsd", "constant"))
+        check_range("decay_fraction", self.decay_fraction, 0.0, 1.0)
+        check_range("weight_decay", self.weight_decay, 0.0, 10.0)
+        check_range("grad_clip", self.grad_clip, 0.0, 1e6)
+        check_range("eval_every", self.eval_every, 0, 10**9)
+        check_range("checkpoint_every", self.checkpoint_every, 0, 10**9)
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.batch_size * self.seq_len * self.grad_accum
+
+
+def lr_at(step: int, total_steps: int, warmup_steps: int, lr: float, schedule: str = "cosine",
+          min_lr_ratio: float = 0.1, decay_fraction: float = 0.2) -> float:
+    """The learning rate at ``step`` (0-based): linear warmup, then cosine or warmup-stable-decay.
+
+    Cosine decays from ``lr`` to ``lr * min_lr_ratio`` over the steps after warmup. WSD (used by
+    MiniCPM and DeepSeek) holds ``lr`` and decays linearly only over the last ``decay_fraction``,
+    so a run can be extended from any stable-phase checkpoint.
+    """
+    if step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    floor = lr * min_lr_ratio
+    if schedule == "constant":
+        return lr
+    if schedule == "wsd":
+        decay_start = total_steps - int(decay_fraction * total_steps)
+        if step < decay_start:
+            return lr
+        progress = (step - decay_start + 1) / max(1, total_steps - decay_start)
+        return lr - (lr - floor) * min(1.0, progress)
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return floor + 0.5 * (lr - floor) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def get_batch(tokens: np.ndarray, batch_size: int, seq_len: int, seed: int, step: int, micro: int = 0,
+              rank: int = 0, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Random windows of ``seq_len + 1`` tokens: inputs and next-token targets.
+
+    The offsets depend only on ``(seed, step, micro, rank)``: no hidden state, so a resumed run
+    sees exactly the batches it would have seen, and every process of a DDP run draws its own.
+    """
+    if len(tokens) < seq_len + 2:
+        raise ValueError(f"{len(tokens)} tokens are too few for windows of seq_len={seq_len}")
+    rng = np.random.default_rng([seed, step, micro, rank])
+    starts = rng.integers(0, len(tokens) - seq_len - 1, size=batch_size)
+    window = np.stack([tokens[s : s + seq_len + 1] for s in starts]).astype(np.int64)
+    x, y = torch.from_numpy(window[:, :-1]), torch.from_numpy(window[:, 1:])
+    return x.to(device), y.to(device)
+
+
+def token_byte_lengths(tokenizer) -> np.ndarray:
+    """UTF-8 bytes of every token id (special tokens count 0): turns losses into bits per byte."""
+    lengths = np.zeros(tokenizer.vocab_size, dtype=np.int64)
+    for i, token in tokenizer.vocab.items():
+        lengths[i] = len(token)
+    return lengths
+
+
+@torch.no_grad()
+def evaluate(model, tokens: np.ndarray, seq_len: int, batch_size: int, max_tokens: int,
+             byte_lengths: np.ndarray | None = None, device="cpu") -> dict:
+    """Mean next-token loss (nats), perplexity and bits per byte over the first ``max_tokens``.
+
+    Bits per byte = total loss in bits / total UTF-8 bytes of the predicted tokens: unlike loss per
+    token it does not depend on the tokenizer, so models with different vocabularies compare.
+    """
+    was_training = model.training
+    model.eval()
+    n_windows = max(1, min(max_tokens, len(tokens) - 1) // seq_len)
+    total_nats, total_tokens, total_bytes = 0.0, 0, 0
+    for first in range(0, n_windows, batch_size):
+        starts = [w * seq_len for w in range(first, min(n_windows, first + batch_size))]
+        window = np.stack([tokens[s : s + seq_len + 1] for s in starts if s + seq_len + 1 <= len(tokens)]).astype(np.int64)
+        x, y = torch.from_numpy(window[:, :-1]).to(device), torch.from_numpy(window[:, 1:]).to(device)
+        logits, _ = model(x)
+        nats = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), reduction="sum")
+        total_nats += nats.item()
+        total_tokens += y.numel()
+        if byte_lengths is not None:
+            total_bytes += int(byte_lengths[window[:, 1:]].sum())
+    model.train(was_training)
+    loss = total_nats / total_tokens
+    result = {"loss": loss, "perplexity": math.exp(min(loss, 50))}
+    if byte_lengths is not None and total_bytes:
+        result["bpb"] = total_nats / math.log(2) / total_bytes
+    return result
+
+
+# ----------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, truncated, corrupted or belongs to another model."""
+
+
+def save_checkpoint(path, model, optimizer, step: int, train_config: TrainConfig, history: list) -> Path:
+    """Write everything needed to resume, atomically (a crash never leaves half a checkpoint)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "format": "minilm-checkpoint", "version": 1,
+        "model": model.state_dict(), "model_config": asdict(model.config),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "step": step, "train_config": asdict(train_config), "history": history,
+        "torch_rng": torch.get_rng_state(),
+    }
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def load_checkpoint(path, model=None, optimizer=None) -> dict:
+    """Load (with ``weights_only=True``: no code runs) and, if given, restore model and optimizer."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no checkpoint here")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated zip, bad pickle, ... all mean the same to the user
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupted?): {type(err).__name__}") from None
+    if not isinstance(state, dict) or state.get("format") != "minilm-checkpoint":
+        raise CheckpointError(f"{path}: not a minilm checkpoint")
+    if model is not None:
+        saved, ours = state["model_config"], asdict(model.config)
+        different = {k: (saved.get(k), v) for k, v in ours.items() if saved.get(k) != v}
+        if different:
+            detail = ", ".join(f"{k}={a!r} in the file, {b!r} here" for k, (a, b) in sorted(different.items()))
+            raise CheckpointError(f"{path}: saved for another model shape: {detail}")
+        model.load_state_dict(state["model"])
+    if optimizer is not None and state.get("optimizer") is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    return state
+
+
+# ----------------------------------------------------------------------------------------------
+# The loop
+
+
+def make_optimizer(model, cfg: TrainConfig, device_type: str = "cpu") -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (not on norms and biases); fused on CUDA."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=device_type == "cuda")
+
+
+@dataclass
+class TrainResult:
+    history: list = field(default_factory=list)  # one dict per logged step
+    seconds: float = 0.0
+    tokens: int = 0
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+
+def train(model, train_tokens: np.ndarray, cfg: TrainConfig, val_tokens: np.ndarray | None = None,
+          byte_lengths: np.ndarray | None = None, checkpoint: str | Path | None = None, resume: bool = False,
+          device: str = "cpu", progress: bool = True, log_every: int = 10, stop_at: int | None = None) -> TrainResult:
+    """Train ``model`` in place for ``cfg.steps`` optimizer steps (or the rest of them, resuming).
+
+    ``stop_at`` ends this call early at that step (with a checkpoint), as an interruption would:
+    the schedule still runs to ``cfg.steps``, so a later ``resume=True`` call carries on exactly.
+    """
+    from tqdm import tqdm
+
+    model.to(device)
+    model.train()
+    device_type = torch.device(device).type
+    optimizer = make_optimizer(model, cfg, device_type)
+    result, start_step = TrainResult(), 0
+    if resume and checkpoint is not None and Path(checkpoint).exists():
+        state = load_checkpoint(checkpoint, model, optimizer)
+        start_step, result.history = state["step"], list(state["history"])
+        torch.set_rng_state(state["torch_rng"])
+    else:
+        torch.manual_seed(cfg.seed)
+    autocast = torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda")
+    started = time.perf_counter()
+    end_step = min(stop_at or cfg.steps, cfg.steps)
+    bar = tqdm(range(start_step, end_step), desc="train", initial=start_step, total=cfg.steps, disable=not progress)
+    for step in bar:
+        lr = lr_at(step, cfg.steps, cfg.warmup_steps, cfg.lr, cfg.schedule, cfg.min_lr_ratio, cfg.decay_fraction)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        total = 0.0
+        for micro in range(cfg.grad_accum):
+            x, y = get_batch(train_tokens, cfg.batch_size, cfg.seq_len, cfg.seed, step, micro, device=device)
+            with autocast:
+                _, loss = model(x, y)
+            (loss / cfg.grad_accum).backward()
+            total += loss.item() / cfg.grad_accum
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip else None
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        result.tokens += cfg.tokens_per_step
+        record = {"step": step + 1, "lr": lr, "loss": total}
+        if grad_norm is not None:
+            record["grad_norm"] = float(grad_norm)
+        last = step + 1 == cfg.steps
+        if val_tokens is not None and cfg.eval_every and ((step + 1) % cfg.eval_every == 0 or last):
+            metrics = evaluate(model, val_tokens, cfg.seq_len, cfg.batch_size, cfg.eval_tokens, byte_lengths, device)
+            record.update({f"val_{k}": v for k, v in metrics.items()})
+        if (step + 1) % log_every == 0 or last or "val_loss" in record:
+            result.history.append(record)
+        elapsed = time.perf_counter() - started
+        bar.set_postfix(loss=f"{total:.3f}", tok_s=f"{result.tokens / max(elapsed, 1e-9):,.0f}")
+        stopping = step + 1 == end_step
+        if checkpoint is not None and (stopping or (cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0)):
+            save_checkpoint(checkpoint, model, optimizer, step + 1, cfg, result.history)
+    result.seconds = time.perf_counter() - started
+    return result

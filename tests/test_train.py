@@ -1,0 +1,111 @@
+"""The training loop: schedules, batches, bits per byte, exact resume, checkpoint errors."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from minilm.config import ConfigError
+from minilm.model import GPT, GPTConfig
+from minilm.train import (
+    CheckpointError,
+    TrainConfig,
+    evaluate,
+    get_batch,
+    load_checkpoint,
+    lr_at,
+    save_checkpoint,
+    train,
+)
+
+torch.set_num_threads(2)
+CONFIG = GPTConfig.modern(vocab_size=64, block_size=32, n_layer=2, n_embd=32, n_head=2)
+# A learnable stream: a repeating pattern with a little noise.
+rng = np.random.default_rng(0)
+TOKENS = np.tile(np.arange(16, dtype=np.uint16), 400)
+TOKENS[rng.integers(0, len(TOKENS), 200)] = rng.integers(16, 64, 200)
+
+
+def model(seed=0):
+    torch.manual_seed(seed)
+    return GPT(CONFIG)
+
+
+def test_warmup_then_cosine_to_the_floor():
+    lrs = [lr_at(s, 100, 10, 1.0, "cosine", 0.1) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:]))
+    assert lrs[-1] == pytest.approx(0.1, abs=1e-3)
+
+
+def test_wsd_is_flat_then_decays():
+    lrs = [lr_at(s, 100, 10, 1.0, "wsd", 0.0, decay_fraction=0.2) for s in range(100)]
+    assert all(lr == 1.0 for lr in lrs[10:80])
+    assert lrs[-1] == pytest.approx(0.0) and all(a > b for a, b in zip(lrs[80:], lrs[81:]))
+
+
+def test_batches_are_deterministic_and_shifted():
+    x, y = get_batch(TOKENS, 4, 8, seed=1, step=3)
+    x2, y2 = get_batch(TOKENS, 4, 8, seed=1, step=3)
+    assert torch.equal(x, x2) and torch.equal(y, y2)
+    assert torch.equal(x[:, 1:], y[:, :-1])
+    other, _ = get_batch(TOKENS, 4, 8, seed=1, step=4)
+    assert not torch.equal(x, other)
+    with pytest.raises(ValueError, match="too few"):
+        get_batch(TOKENS[:5], 1, 8, 0, 0)
+
+
+def test_bits_per_byte_is_loss_in_bits_over_bytes():
+    m = model().eval()
+    byte_lengths = np.full(64, 2)  # every token is 2 bytes
+    metrics = evaluate(m, TOKENS, seq_len=16, batch_size=4, max_tokens=256, byte_lengths=byte_lengths)
+    assert metrics["bpb"] == pytest.approx(metrics["loss"] / math.log(2) / 2)
+    assert metrics["perplexity"] == pytest.approx(math.exp(metrics["loss"]))
+
+
+def test_training_learns_the_pattern():
+    m = model()
+    cfg = TrainConfig(steps=60, batch_size=8, seq_len=16, lr=1e-2, warmup_steps=5, eval_every=60, eval_tokens=512)
+    result = train(m, TOKENS, cfg, val_tokens=TOKENS, progress=False)
+    first, last = result.history[0], result.history[-1]
+    assert last["loss"] < first["loss"] * 0.5
+    assert last["val_loss"] < math.log(64) / 2 and result.tokens == 60 * 8 * 16
+
+
+def test_resume_is_exact(tmp_path):
+    cfg = TrainConfig(steps=20, batch_size=4, seq_len=16, grad_accum=2, lr=5e-3, warmup_steps=3, eval_every=0,
+                      checkpoint_every=0)
+    straight = train(model(), TOKENS, cfg, progress=False, log_every=1)
+    path = tmp_path / "ckpt.pt"
+    first = train(model(), TOKENS, cfg, checkpoint=path, progress=False, log_every=1, stop_at=10)
+    assert len(first.history) == 10 and path.exists()
+    resumed_model = model(seed=123)  # different init: everything must come from the checkpoint
+    second = train(resumed_model, TOKENS, cfg, checkpoint=path, resume=True, progress=False, log_every=1)
+    assert [r["loss"] for r in second.history] == [r["loss"] for r in straight.history]
+
+
+def test_checkpoint_errors(tmp_path):
+    m = model()
+    path = save_checkpoint(tmp_path / "c.pt", m, None, 5, TrainConfig(), [])
+    assert load_checkpoint(path, model())["step"] == 5
+    with pytest.raises(CheckpointError, match="no checkpoint here"):
+        load_checkpoint(tmp_path / "missing.pt")
+    other = GPT(CONFIG.with_overrides(n_layer=3))
+    with pytest.raises(CheckpointError, match="n_layer=2 in the file, 3 here"):
+        load_checkpoint(path, other)
+    truncated = tmp_path / "t.pt"
+    truncated.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="truncated or corrupted"):
+        load_checkpoint(truncated)
+    foreign = tmp_path / "f.pt"
+    torch.save({"weights": torch.zeros(2)}, foreign)
+    with pytest.raises(CheckpointError, match="not a minilm checkpoint"):
+        load_checkpoint(foreign)
+
+
+def test_bad_train_config():
+    with pytest.raises(ConfigError, match="schedule='linear' is not allowed"):
+        TrainConfig(schedule="linear")
+    with pytest.raises(ConfigError, match="steps=0 is out of range"):
+        TrainConfig(steps=0)
