@@ -95,15 +95,17 @@ def lr_at(step: int, total_steps: int, warmup_steps: int, lr: float, schedule: s
 
 
 def get_batch(tokens: np.ndarray, batch_size: int, seq_len: int, seed: int, step: int, micro: int = 0,
-              rank: int = 0, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
+              device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """Random windows of ``seq_len + 1`` tokens: inputs and next-token targets.
 
-    The offsets depend only on ``(seed, step, micro, rank)``: no hidden state, so a resumed run
-    sees exactly the batches it would have seen, and every process of a DDP run draws its own.
+    The offsets depend only on ``(seed, step, micro)``: no hidden state, so a resumed run sees
+    exactly the batches it would have seen. Under DDP, ``micro`` is the global index of the
+    micro-batch (``micro * world_size + rank``), so N processes draw exactly the batches one process
+    would draw with N times the gradient accumulation.
     """
     if len(tokens) < seq_len + 2:
         raise ValueError(f"{len(tokens)} tokens are too few for windows of seq_len={seq_len}")
-    rng = np.random.default_rng([seed, step, micro, rank])
+    rng = np.random.default_rng([seed, step, micro])
     starts = rng.integers(0, len(tokens) - seq_len - 1, size=batch_size)
     window = np.stack([tokens[s : s + seq_len + 1] for s in starts]).astype(np.int64)
     x, y = torch.from_numpy(window[:, :-1]), torch.from_numpy(window[:, 1:])
@@ -200,6 +202,29 @@ def load_checkpoint(path, model=None, optimizer=None) -> dict:
 # The loop
 
 
+def setup_distributed() -> tuple[int, int, str]:
+    """Join the process group ``torchrun`` describes (RANK, WORLD_SIZE, LOCAL_RANK in the
+    environment); returns ``(rank, world_size, device)``. Without torchrun: ``(0, 1, best device)``.
+
+    NCCL on CUDA, gloo on CPU (so the multi-process path is tested on CPU too).
+    """
+    import os
+
+    import torch.distributed as dist
+
+    from .device import best_device
+
+    if "RANK" not in os.environ:
+        return 0, 1, best_device()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    device = "cpu"
+    if torch.cuda.is_available():
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        torch.cuda.set_device(device)
+    return dist.get_rank(), dist.get_world_size(), device
+
+
 def make_optimizer(model, cfg: TrainConfig, device_type: str = "cpu") -> torch.optim.AdamW:
     """AdamW with weight decay on matrices only (not on norms and biases); fused on CUDA."""
     decay = [p for p in model.parameters() if p.dim() >= 2]
@@ -227,8 +252,13 @@ def train(model, train_tokens: np.ndarray, cfg: TrainConfig, val_tokens: np.ndar
     ``stop_at`` ends this call early at that step (with a checkpoint), as an interruption would:
     the schedule still runs to ``cfg.steps``, so a later ``resume=True`` call carries on exactly.
     """
+    from contextlib import nullcontext
+
+    import torch.distributed as dist
     from tqdm import tqdm
 
+    ddp = dist.is_available() and dist.is_initialized()
+    rank, world = (dist.get_rank(), dist.get_world_size()) if ddp else (0, 1)
     model.to(device)
     model.train()
     device_type = torch.device(device).type
@@ -240,6 +270,9 @@ def train(model, train_tokens: np.ndarray, cfg: TrainConfig, val_tokens: np.ndar
         torch.set_rng_state(state["torch_rng"])
     else:
         torch.manual_seed(cfg.seed)
+    # DDP averages gradients across processes after backward; rank 0 alone logs and saves.
+    runner = torch.nn.parallel.DistributedDataParallel(model) if ddp else model
+    progress = progress and rank == 0
     autocast = torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda")
     started = time.perf_counter()
     end_step = min(stop_at or cfg.steps, cfg.steps)
@@ -250,15 +283,22 @@ def train(model, train_tokens: np.ndarray, cfg: TrainConfig, val_tokens: np.ndar
             group["lr"] = lr
         total = 0.0
         for micro in range(cfg.grad_accum):
-            x, y = get_batch(train_tokens, cfg.batch_size, cfg.seq_len, cfg.seed, step, micro, device=device)
-            with autocast:
-                _, loss = model(x, y)
-            (loss / cfg.grad_accum).backward()
+            x, y = get_batch(train_tokens, cfg.batch_size, cfg.seq_len, cfg.seed, step, micro * world + rank, device=device)
+            # Under DDP, only the last micro-batch's backward all-reduces the gradients.
+            sync = runner.no_sync() if ddp and micro < cfg.grad_accum - 1 else nullcontext()
+            with sync:
+                with autocast:
+                    _, loss = runner(x, y)
+                (loss / cfg.grad_accum).backward()
             total += loss.item() / cfg.grad_accum
+        if ddp:  # the loss to report is the mean over all processes
+            mean = torch.tensor(total, device=device)
+            dist.all_reduce(mean)
+            total = mean.item() / world
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip else None
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        result.tokens += cfg.tokens_per_step
+        result.tokens += cfg.tokens_per_step * world
         record = {"step": step + 1, "lr": lr, "loss": total}
         if grad_norm is not None:
             record["grad_norm"] = float(grad_norm)
@@ -271,7 +311,7 @@ def train(model, train_tokens: np.ndarray, cfg: TrainConfig, val_tokens: np.ndar
         elapsed = time.perf_counter() - started
         bar.set_postfix(loss=f"{total:.3f}", tok_s=f"{result.tokens / max(elapsed, 1e-9):,.0f}")
         stopping = step + 1 == end_step
-        if checkpoint is not None and (stopping or (cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0)):
+        if checkpoint is not None and rank == 0 and (stopping or (cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0)):
             save_checkpoint(checkpoint, model, optimizer, step + 1, cfg, result.history)
     result.seconds = time.perf_counter() - started
     return result

@@ -109,3 +109,34 @@ def test_bad_train_config():
         TrainConfig(schedule="linear")
     with pytest.raises(ConfigError, match="steps=0 is out of range"):
         TrainConfig(steps=0)
+
+
+def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import socket
+
+    with socket.socket() as probe:  # a free port on loopback for the rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    out = tmp_path / "ddp.json"
+    worker = Path(__file__).with_name("_ddp_train.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                             "--master_addr", "127.0.0.1", "--master_port", port, str(worker), str(out)],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    ddp = json.loads(out.read_text())
+    assert ddp["world"] == 2
+    # One process, two micro-batches per step: the same windows the two ranks drew, same global batch.
+    torch.manual_seed(0)
+    single = GPT(CONFIG)
+    cfg = TrainConfig(steps=8, batch_size=4, seq_len=16, grad_accum=2, lr=5e-3, warmup_steps=2, eval_every=0)
+    history = train(single, np.tile(np.arange(16, dtype=np.uint16), 400), cfg, progress=False, log_every=1).history
+    assert np.allclose(ddp["losses"], [r["loss"] for r in history], atol=1e-5)
+    weights = torch.cat([p.detach().flatten() for p in single.parameters()]).numpy()
+    assert np.allclose(ddp["weights"], weights, atol=1e-5)
