@@ -13,15 +13,21 @@ import torch
 from minilm.model import GPT, GPTConfig
 from minilm.train import TrainConfig, setup_distributed, train
 
-torch.set_num_threads(1)
-rank, world, device = setup_distributed()
-config = GPTConfig.modern(vocab_size=64, block_size=32, n_layer=2, n_embd=32, n_head=2)
-tokens = np.tile(np.arange(16, dtype=np.uint16), 400)
-torch.manual_seed(0)
-model = GPT(config)
-cfg = TrainConfig(steps=8, batch_size=4, seq_len=16, grad_accum=1, lr=5e-3, warmup_steps=2, eval_every=0)
-result = train(model, tokens, cfg, device=device, progress=False, log_every=1)
-if rank == 0:
-    weights = torch.cat([p.detach().flatten() for p in model.parameters()]).tolist()
-    json.dump({"losses": [r["loss"] for r in result.history], "weights": weights, "world": world}, open(sys.argv[1], "w"))
-torch.distributed.destroy_process_group()
+
+def main(out_path: str) -> None:
+    torch.set_num_threads(1)
+    rank, world, device = setup_distributed()
+    config = GPTConfig.modern(vocab_size=64, block_size=32, n_layer=2, n_embd=32, n_head=2)
+    tokens = np.tile(np.arange(16, dtype=np.uint16), 400)
+    torch.manual_seed(0)
+    model = GPT(config)
+    cfg = TrainConfig(steps=8, batch_size=4, seq_len=16, grad_accum=1, lr=5e-3, warmup_steps=2, eval_every=0)
+    result = train(model, tokens, cfg, device=device, progress=False, log_every=1)
+    if rank == 0:
+        weights = torch.cat([p.detach().flatten() for p in model.parameters()]).tolist()
+        json.dump({"losses": [r["loss"] for r in result.history], "weights": weights, "world": world}, open(out_path, "w"))
+    torch.distributed.destroy_process_group()
+
+
+if __name__ == "__main__":  # pytest --doctest-modules imports this file: run only under torchrun
+    main(sys.argv[1])
