@@ -55,3 +55,40 @@ def tokenizer_artifact(budget: Budget | str | None = None, progress: bool = True
     tokenizer = Tokenizer.from_config(tokenizer_training_texts(budget), budget.tokenizer, progress=progress)
     tokenizer.save(path)
     return tokenizer
+
+
+# Bump when the model or the training loop changes what a checkpoint holds or how it is trained.
+MODEL_VERSION = 1
+
+
+def base_model_path(budget: Budget) -> Path:
+    from .data import data_key
+
+    key = _key(data=data_key(budget), pretrain=repr(budget.pretrain), model=MODEL_VERSION)
+    return artifact_dir(budget) / f"base-{key}.pt"
+
+
+def base_model_artifact(budget: Budget | str | None = None, progress: bool = True, device: str | None = None):
+    """The budget's pretrained base model: ``(model, tokenizer, summary)``, trained if missing.
+
+    Training writes ``base-<key>.partial.pt`` as it goes (an interrupted build resumes from it) and
+    renames it to ``base-<key>.pt`` with a ``.json`` summary (history, samples, probes) when done.
+    """
+    from .model import GPT, GPTConfig
+    from .pretrain import pretrain, save_summary
+    from .train import load_checkpoint
+
+    budget = budget if isinstance(budget, Budget) else get_budget(budget)
+    path = base_model_path(budget)
+    summary_path = path.with_suffix(".json")
+    if not (path.exists() and summary_path.exists()):
+        partial = path.with_suffix(".partial.pt")
+        _, summary = pretrain(budget, checkpoint=partial, device=device, progress=progress)
+        save_summary(summary_path.with_suffix(".partial.json"), summary)
+        partial.replace(path)
+        summary_path.with_suffix(".partial.json").replace(summary_path)
+    state = load_checkpoint(path)
+    model = GPT(GPTConfig(**state["model_config"]))
+    model.load_state_dict(state["model"])
+    model.eval()
+    return model, tokenizer_artifact(budget, progress=progress), json.loads(summary_path.read_text())

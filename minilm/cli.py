@@ -5,8 +5,11 @@
     minilm tokenizer encode "some text"     show ids and token boundaries
     minilm world [people|documents|eval]    look at the synthetic tiny world
     minilm data build                       clean, dedup, filter, mix and shard the pretraining data
+    minilm pretrain                         train (or load) the budget's base model, print its probes
+    minilm eval                             probe the base model: facts it knows, sums it can do
+    minilm sample "ROMEO."                  continue a prompt with the base model
     minilm pipeline                         run every stage at the budget, write a report
-    minilm bench tokenizer                  one JSON line of measured figures
+    minilm bench pretrain --config baby     one JSON line of measured figures (also: tokenizer, dedup)
     minilm check 01                         test your exercise file for chapter 01
 """
 
@@ -108,7 +111,54 @@ def _cmd_pipeline(args) -> None:
 def _cmd_bench(args) -> None:
     from .bench import BENCHMARKS
 
-    print(json.dumps(BENCHMARKS[args.name](**({"vocab_size": args.vocab_size} if args.vocab_size else {}))))
+    options = {"vocab_size": args.vocab_size, "config": args.config, "seconds": args.seconds}
+    if args.name != "pretrain" and (args.config or args.seconds):
+        raise ValueError("--config and --seconds belong to `minilm bench pretrain`")
+    if args.name == "pretrain" and args.vocab_size:
+        raise ValueError("--vocab-size belongs to `minilm bench tokenizer`; pick a --config for pretrain")
+    print(json.dumps(BENCHMARKS[args.name](**{k: v for k, v in options.items() if v is not None})))
+
+
+def _cmd_pretrain(args) -> None:
+    from .artifacts import base_model_artifact, base_model_path
+    from .pretrain import summary_rows
+
+    budget = _budget_with_pretrain_overrides(args)
+    print(f"base model: {base_model_path(budget)}")
+    _, _, summary = base_model_artifact(budget, device=args.device)
+    width = max(len(name) for name, _ in summary_rows(summary))
+    for name, value in summary_rows(summary):
+        print(f"{name:>{width}}: {value}")
+
+
+def _budget_with_pretrain_overrides(args):
+    from dataclasses import replace
+
+    budget = get_budget(args.budget)
+    changes = {k: getattr(args, k) for k in ("depth", "steps", "lr", "batch_size", "seq_len") if getattr(args, k, None) is not None}
+    return budget.with_overrides(pretrain=replace(budget.pretrain, **changes)) if changes else budget
+
+
+def _cmd_eval(args) -> None:
+    from .artifacts import base_model_artifact
+    from .probes import probe_base_model
+    from .world import World
+
+    budget = get_budget(args.budget)
+    model, tokenizer, _ = base_model_artifact(budget)
+    probes = probe_base_model(model, tokenizer, World(budget.world), n=args.n)
+    print(json.dumps({name: {k: v for k, v in p.items() if k != "examples"} for name, p in probes.items()}))
+
+
+def _cmd_sample(args) -> None:
+    from .artifacts import base_model_artifact
+    from .generate import complete
+
+    model, tokenizer, _ = base_model_artifact(get_budget(args.budget))
+    for text in complete(model, tokenizer, [args.prompt] * args.n, max_new_tokens=args.tokens,
+                         temperature=args.temperature, top_k=args.top_k, seed=args.seed):
+        print(args.prompt + text)
+        print("-" * 40)
 
 
 def _cmd_check(args) -> None:
@@ -158,6 +208,28 @@ def build_parser() -> argparse.ArgumentParser:
     world.add_argument("-n", type=int, default=5, help="how many to show")
     world.set_defaults(func=_cmd_world)
 
+    pre = sub.add_parser("pretrain", help="train (or load) the budget's base model and probe it")
+    pre.add_argument("--depth", type=int, help="layers (width = 64 x depth); default: the budget's")
+    pre.add_argument("--steps", type=int, help="optimizer steps (default: the budget's)")
+    pre.add_argument("--lr", type=float, help="peak learning rate")
+    pre.add_argument("--batch-size", type=int, help="sequences per step")
+    pre.add_argument("--seq-len", type=int, help="tokens per sequence")
+    pre.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
+    pre.set_defaults(func=_cmd_pretrain)
+
+    ev = sub.add_parser("eval", help="probe the base model (facts, arithmetic) and print one JSON line")
+    ev.add_argument("-n", type=int, default=200, help="problems per probe")
+    ev.set_defaults(func=_cmd_eval)
+
+    sample = sub.add_parser("sample", help="continue a prompt with the base model")
+    sample.add_argument("prompt")
+    sample.add_argument("-n", type=int, default=3, help="how many samples")
+    sample.add_argument("--tokens", type=int, default=60, help="new tokens per sample")
+    sample.add_argument("--temperature", type=float, default=0.8)
+    sample.add_argument("--top-k", type=int, default=50)
+    sample.add_argument("--seed", type=int, default=0)
+    sample.set_defaults(func=_cmd_sample)
+
     pipe = sub.add_parser("pipeline", help="run every stage in order and write a report")
     pipe.add_argument("--out", help="run directory (default: runs/pipeline-<budget>)")
     pipe.add_argument("--stages", nargs="+", help="only these stages, in this order")
@@ -168,7 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .bench import BENCHMARKS
 
     bench.add_argument("name", choices=sorted(BENCHMARKS))
-    bench.add_argument("--vocab-size", type=int)
+    bench.add_argument("--vocab-size", type=int, help="tokenizer: vocabulary size")
+    bench.add_argument("--config", help="pretrain: baby (nanoGPT's char-level Shakespeare model) or best")
+    bench.add_argument("--seconds", type=float, help="pretrain: training time budget (default 90)")
     bench.set_defaults(func=_cmd_bench)
 
     check = sub.add_parser("check", help="test your exercise file for a chapter (e.g. 01)")

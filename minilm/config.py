@@ -87,6 +87,9 @@ class WorldConfig:
     bios_per_person: paraphrased biographies per person (knowledge augmentation).
     arithmetic_docs / countdown_docs / spelling_docs: documents of worked problems in pretraining.
     items_per_doc: problems per arithmetic/countdown/spelling document.
+    op_weights: relative frequency of addition, subtraction and multiplication problems.
+    direct_fraction: share of arithmetic problems written as bare equations ("47 + 38 = 85"); the
+        rest are worked, digit-by-digit solutions.
     """
 
     people: int = 120
@@ -96,6 +99,8 @@ class WorldConfig:
     countdown_docs: int = 100
     spelling_docs: int = 100
     items_per_doc: int = 12
+    op_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    direct_fraction: float = 0.5
     seed: int = 0
 
     def __post_init__(self):
@@ -105,6 +110,11 @@ class WorldConfig:
         for name in ("arithmetic_docs", "countdown_docs", "spelling_docs"):
             check_range(name, getattr(self, name), 0, 10_000_000)
         check_range("items_per_doc", self.items_per_doc, 1, 1000)
+        if len(self.op_weights) != 3 or sum(self.op_weights) <= 0:
+            raise ConfigError(f"op_weights={self.op_weights!r}: give three weights (+, -, *) with a positive sum")
+        for op, weight in zip("+-*", self.op_weights):
+            check_range(f"op_weights[{op!r}]", weight, 0.0, 1e6)
+        check_range("direct_fraction", self.direct_fraction, 0.0, 1.0)
         check_range("seed", self.seed, 0, 2**31 - 1)
 
 
@@ -144,6 +154,40 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class PretrainConfig:
+    """The base model and how long it trains (chapter 04).
+
+    depth: the one knob of the model's size (layers; width = 64 x depth, heads of 64 dimensions).
+    steps, batch_size, seq_len: optimizer steps and sequences x tokens per step.
+    lr, warmup_steps, schedule: the learning-rate schedule (see minilm.train.lr_at).
+    sample_every: write sample generations into the training log every this many steps (0 = never).
+    compile: wrap the model in torch.compile (pays off on GPUs; compiling costs time on a CPU).
+    """
+
+    depth: int = 4
+    steps: int = 3000
+    batch_size: int = 32
+    seq_len: int = 64
+    lr: float = 3e-3
+    warmup_steps: int = 100
+    schedule: str = "cosine"
+    eval_every: int = 250
+    sample_every: int = 500
+    compile: bool = False
+
+    def __post_init__(self):
+        check_range("depth", self.depth, 1, 100)
+        check_range("steps", self.steps, 1, 10**9)
+        check_range("batch_size", self.batch_size, 1, 10**6)
+        check_range("seq_len", self.seq_len, 8, 10**6)
+        check_range("lr", self.lr, 0.0, 10.0)
+        check_range("warmup_steps", self.warmup_steps, 0, 10**9)
+        check_choice("schedule", self.schedule, ("cosine", "wsd", "constant"))
+        check_range("eval_every", self.eval_every, 0, 10**9)
+        check_range("sample_every", self.sample_every, 0, 10**9)
+
+
+@dataclass(frozen=True)
 class Budget:
     """Everything that changes between the smoke, laptop and gpu budgets.
 
@@ -152,6 +196,7 @@ class Budget:
     world: the size of the synthetic tiny world.
     data: the pretraining mixture built from the corpus and the world.
     vocab_sweep: vocabulary sizes the tokenization chapter compares (bytes per token).
+    pretrain: the base model and its training run.
     """
 
     name: str
@@ -160,6 +205,7 @@ class Budget:
     world: WorldConfig = field(default_factory=WorldConfig)
     data: DataConfig = field(default_factory=DataConfig)
     vocab_sweep: tuple[int, ...] = (256, 512, 1024, 2048, 4096, 8192)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
 
     def __post_init__(self):
         check_choice("budget", self.name, BUDGET_NAMES)
@@ -191,6 +237,8 @@ BUDGETS: dict[str, Budget] = {
                           countdown_docs=10, spelling_docs=10),
         data=DataConfig(total_chars=600_000, shard_tokens=100_000),
         vocab_sweep=(256, 512, 1024),
+        pretrain=PretrainConfig(depth=2, steps=40, batch_size=8, seq_len=64, warmup_steps=5, eval_every=20,
+                                sample_every=20),
     ),
     "laptop": Budget(
         name="laptop",
@@ -208,6 +256,8 @@ BUDGETS: dict[str, Budget] = {
                           countdown_docs=1000, spelling_docs=1000),
         data=DataConfig(total_chars=40_000_000),
         vocab_sweep=(256, 512, 1024, 2048, 4096, 8192, 16384),
+        pretrain=PretrainConfig(depth=12, steps=5000, batch_size=64, seq_len=512, lr=1.5e-3, warmup_steps=200,
+                                eval_every=500, sample_every=1000, compile=True),
     ),
 }
 

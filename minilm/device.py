@@ -41,3 +41,35 @@ def environment_report() -> dict:
         module = sys.modules.get(package) or __import__(package)
         report[package] = getattr(module, "__version__", "?")
     return report
+
+
+# Dense bf16 tensor-core peaks (no sparsity), from the vendors' data sheets.
+PEAK_BF16_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12,
+                   "RTX 4090": 165e12, "RTX 3090": 71e12}
+
+
+def peak_flops(device: str = "cuda") -> float | None:
+    """The GPU's peak dense bf16 FLOP/s if we know the card, else None (CPUs: no MFU reported).
+
+    >>> peak_flops("cpu") is None
+    True
+    """
+    import torch
+
+    if not str(device).startswith("cuda") or not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name(torch.device(device))
+    for key, value in PEAK_BF16_FLOPS.items():
+        if key in name:
+            return value
+    return None
+
+
+def mfu(flops_per_token: float, tokens_per_s: float, device: str = "cuda") -> float | None:
+    """Model FLOPs utilisation: achieved training FLOP/s over the card's peak (PaLM, Chowdhery et al.).
+
+    >>> mfu(6e9, 1e3, "cpu") is None
+    True
+    """
+    peak = peak_flops(device)
+    return flops_per_token * tokens_per_s / peak if peak else None

@@ -307,12 +307,21 @@ class GPT(nn.Module):
             total -= self.wte.weight.numel() + (self.wpe.weight.numel() if self.wpe is not None else 0)
         return total
 
-    def flops_per_token(self, seq_len: int | None = None) -> float:
+    def flops_per_token(self, seq_len: int | None = None, unembedding: bool = False) -> float:
         """Training FLOPs per token: 6 N (forward + backward through the weights) plus attention's
-        12 * layers * heads * head_dim * T (Kaplan et al. 2020; PaLM appendix B)."""
+        12 * layers * heads * head_dim * T (Kaplan et al. 2020; PaLM appendix B).
+
+        N is the non-embedding parameter count, Kaplan's convention for scaling laws. With
+        ``unembedding=True`` the output projection (vocab x width) counts too even when it shares
+        its matrix with the token embedding: it is real work on every token, and for small models a
+        large share of it, so MFU is computed with it.
+        """
         cfg = self.config
         T = seq_len or cfg.block_size
-        return 6 * self.num_params(non_embedding=True) + 12 * cfg.n_layer * cfg.n_head * cfg.head_dim * T
+        n = self.num_params(non_embedding=True)
+        if unembedding and self.lm_head.weight is self.wte.weight:
+            n += self.lm_head.weight.numel()
+        return 6 * n + 12 * cfg.n_layer * cfg.n_head * cfg.head_dim * T
 
     def param_counts_by_component(self) -> dict[str, int]:
         """Parameters per kind of component (embeddings, attention, MLP, norms, head)."""

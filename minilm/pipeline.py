@@ -1,6 +1,6 @@
 """The course pipeline: every stage in order at one budget, with a markdown report at the end.
 
-Stages so far: corpus -> tokenizer -> data. Later chapters append theirs to ``STAGES``. Each stage takes
+Stages so far: corpus -> tokenizer -> data -> pretrain. Later chapters append theirs to ``STAGES``. Each stage takes
 ``(budget, run)`` and returns a dict of measured figures, writing its section of the report.
 """
 
@@ -128,7 +128,35 @@ def stage_data(budget: Budget, run: Run) -> dict:
             "documents_removed": sum(r["docs_in"] - r["docs_out"] for r in report["steps"])}
 
 
-STAGES = {"corpus": stage_corpus, "tokenizer": stage_tokenizer, "data": stage_data}
+def stage_pretrain(budget: Budget, run: Run) -> dict:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .artifacts import base_model_artifact
+    from .pretrain import summary_rows
+    from .viz import plot_training_curves
+
+    _, _, summary = base_model_artifact(budget)
+    model = summary["model_config"]
+    run.add(f"## Pretraining\n\nThe base model: {model['n_layer']} layers, width {model['n_embd']}, "
+            f"{model['n_head']} heads, context {model['block_size']}, vocabulary {model['vocab_size']}. "
+            "Probes are greedy few-shot completions: facts of the tiny world's people, and arithmetic problems "
+            "that never appear in the training text.\n\n" + _table(summary_rows(summary), ("measure", "value")))
+    axes = plot_training_curves(summary["history"], "Base model")
+    run.figure(axes[0].figure, "pretraining", "Training and validation loss, validation bits per byte")
+    plt.close(axes[0].figure)
+    samples = [(h["step"], " / ".join(s.replace("\n", " ")[:80] for s in h["samples"]))
+               for h in summary["history"] if "samples" in h]
+    run.add("Samples during training (temperature 0.8, top-k 50):\n\n" + _table(samples, ("step", "samples")))
+    probes = summary["probes"]
+    return {"params": summary["params"], "seconds": summary["seconds"], "tokens_per_s": summary["tokens_per_s"],
+            "val_bpb": round(summary["val_bpb"], 3), "facts_seen": probes["facts_seen"]["accuracy"],
+            "facts_heldout": probes["facts_heldout"]["accuracy"], "addition_2digit": probes["addition_2digit"]["accuracy"]}
+
+
+STAGES = {"corpus": stage_corpus, "tokenizer": stage_tokenizer, "data": stage_data, "pretrain": stage_pretrain}
 
 
 def run_pipeline(budget: Budget, directory: Path | None = None, stages: list[str] | None = None) -> Path:

@@ -49,6 +49,7 @@ class TrainConfig:
     eval_every: int = 100
     eval_tokens: int = 32_768
     checkpoint_every: int = 0  # 0 = only at the end
+    compile: bool = False  # torch.compile the model (worth it on GPUs; on CPU compiling takes a while)
     seed: int = 0
 
     def __post_init__(self):
@@ -246,11 +247,16 @@ class TrainResult:
 
 def train(model, train_tokens: np.ndarray, cfg: TrainConfig, val_tokens: np.ndarray | None = None,
           byte_lengths: np.ndarray | None = None, checkpoint: str | Path | None = None, resume: bool = False,
-          device: str = "cpu", progress: bool = True, log_every: int = 10, stop_at: int | None = None) -> TrainResult:
+          device: str = "cpu", progress: bool = True, log_every: int = 10, stop_at: int | None = None,
+          hook=None, hook_every: int = 0) -> TrainResult:
     """Train ``model`` in place for ``cfg.steps`` optimizer steps (or the rest of them, resuming).
 
     ``stop_at`` ends this call early at that step (with a checkpoint), as an interruption would:
     the schedule still runs to ``cfg.steps``, so a later ``resume=True`` call carries on exactly.
+    ``hook(step, model, history)`` runs on rank 0 every ``hook_every`` steps and after the last one
+    (``history`` ends with this step's record); the dict it returns (for example sample
+    generations) is added to that record. A hook must not draw from torch's global random
+    generator, or resumed runs would differ; it may plot (see ``minilm.viz.LiveLossPlot``).
     """
     from contextlib import nullcontext
 
@@ -272,6 +278,8 @@ def train(model, train_tokens: np.ndarray, cfg: TrainConfig, val_tokens: np.ndar
         torch.manual_seed(cfg.seed)
     # DDP averages gradients across processes after backward; rank 0 alone logs and saves.
     runner = torch.nn.parallel.DistributedDataParallel(model) if ddp else model
+    if cfg.compile:  # compiles on the first step (and again if shapes change); same numbers, faster steps
+        runner = torch.compile(runner)
     progress = progress and rank == 0
     autocast = torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda")
     started = time.perf_counter()
@@ -306,8 +314,11 @@ def train(model, train_tokens: np.ndarray, cfg: TrainConfig, val_tokens: np.ndar
         if val_tokens is not None and cfg.eval_every and ((step + 1) % cfg.eval_every == 0 or last):
             metrics = evaluate(model, val_tokens, cfg.seq_len, cfg.batch_size, cfg.eval_tokens, byte_lengths, device)
             record.update({f"val_{k}": v for k, v in metrics.items()})
-        if (step + 1) % log_every == 0 or last or "val_loss" in record:
+        hooking = hook is not None and rank == 0 and hook_every and ((step + 1) % hook_every == 0 or last)
+        if hooking or (step + 1) % log_every == 0 or last or "val_loss" in record:
             result.history.append(record)
+        if hooking:
+            record.update(hook(step + 1, model, result.history) or {})
         elapsed = time.perf_counter() - started
         bar.set_postfix(loss=f"{total:.3f}", tok_s=f"{result.tokens / max(elapsed, 1e-9):,.0f}")
         stopping = step + 1 == end_step

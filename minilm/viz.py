@@ -91,3 +91,52 @@ def plot_mixture(tokens_per_source: dict, ax=None):
     ax.invert_yaxis()
     ax.margins(x=0.25)
     return ax
+
+
+def plot_training_curves(history: Sequence[dict], title: str = "Pretraining", axes=None):
+    """Training loss and validation loss per step (left), validation bits per byte (right).
+
+    ``history`` is ``TrainResult.history``: dicts with ``step``, ``loss`` and, on evaluation
+    steps, ``val_loss`` and ``val_bpb``.
+    """
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    steps = [h["step"] for h in history]
+    evals = [h for h in history if "val_loss" in h]
+    axes[0].plot(steps, [h["loss"] for h in history], lw=1, alpha=0.7, label="training (one batch)")
+    axes[0].plot([h["step"] for h in evals], [h["val_loss"] for h in evals], "o-", label="validation")
+    axes[0].set(title=f"{title}: loss", xlabel="optimizer step", ylabel="cross-entropy (nats / token)")
+    axes[0].legend()
+    if evals and "val_bpb" in evals[0]:
+        axes[1].plot([h["step"] for h in evals], [h["val_bpb"] for h in evals], "o-", color="C2")
+    axes[1].set(title=f"{title}: validation bits per byte", xlabel="optimizer step", ylabel="bits per byte")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    return axes
+
+
+class LiveLossPlot:
+    """A training hook that redraws the loss curves in a notebook while ``train`` runs.
+
+    >>> from minilm.train import train  # doctest: +SKIP
+    >>> train(model, tokens, cfg, val_tokens=val, hook=LiveLossPlot(), hook_every=20)  # doctest: +SKIP
+    """
+
+    def __init__(self, title: str = "Training"):
+        self.title = title
+        self.handle = None
+
+    def __call__(self, step: int, model, history: Sequence[dict]) -> dict:
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        axes = plot_training_curves(history, self.title)
+        figure = axes[0].figure
+        if self.handle is None:
+            self.handle = display(figure, display_id=True)
+        else:
+            self.handle.update(figure)
+        plt.close(figure)
+        return {}

@@ -87,9 +87,11 @@ QUESTIONS = {
     "occupation": "What does {name} do for a living?",
     "employer": "Which company does {name} work for?",
 }
-# Cloze prompts for probing a *base* model (chapter 04): the answer is the next word(s).
+# Cloze prompts for probing a *base* model (chapter 04): the answer is the next word(s). Each is the
+# start of one of the biography wordings, chosen so the continuation is not ambiguous: after
+# "was born in", "the year" is as likely as a city, so the birthplace is asked with "comes from".
 CLOZE = {
-    "birthplace": "{name} was born in",
+    "birthplace": "{name} comes from",
     "birth_year": "{name} was born in the year",
     "occupation": "{name} works as a",
     "employer": "{name} works for",
@@ -273,7 +275,7 @@ class World:
         """``n`` problems from the training side or the held-out side of the fixed split."""
         rng, items = random.Random(f"{seed}-{self.config.seed}"), []
         while len(items) < n:
-            op = rng.choice("+-*")
+            op = rng.choices("+-*", weights=self.config.op_weights)[0]
             a, b = self._operands(rng, op)
             if is_heldout_problem(a, op, b) == heldout:
                 items.append(arithmetic_item(a, op, b))
@@ -366,14 +368,15 @@ class World:
         return docs
 
     def arithmetic_documents(self, heldout: bool = False, n_docs: int | None = None) -> list[str]:
-        """Half the documents list equations directly ("47 + 38 = 85"), half show worked solutions.
+        """Equations written directly ("47 + 38 = 85", a ``direct_fraction`` of the problems) and
+        worked solutions (the rest).
 
         ``heldout=True`` writes the same kinds of documents from held-out problems: validation text.
         """
         n_docs = self.config.arithmetic_docs if n_docs is None else n_docs
         n = n_docs * self.config.items_per_doc
         items = self.arithmetic_problems(n, heldout=heldout, seed="val-arith" if heldout else "train-arith")
-        half = len(items) // 2
+        half = round(len(items) * self.config.direct_fraction)
         direct = [f"{i.meta['a']} {i.meta['op']} {i.meta['b']} = {i.answer}" for i in items[:half]]
         size = self.config.items_per_doc
         docs = ["Arithmetic practice.\n" + "\n".join(direct[s : s + size]) + "\n" for s in range(0, len(direct), size)]

@@ -1,0 +1,133 @@
+"""Pretraining the base model (chapter 04): the budget's GPT trained on the budget's data mixture.
+
+One call, :func:`pretrain`, does what ``minilm pretrain`` and the pipeline's ``pretrain`` stage do:
+build (or reuse) the tokenizer and the token shards, derive the model from the budget's ``depth``,
+train with warmup + cosine decay, evaluate validation loss and bits per byte as it goes, write
+sample generations every ``sample_every`` steps (the base model as a "document simulator" that
+improves over time), and finally probe what the model knows and can compute
+(:mod:`minilm.probes`). :func:`minilm.artifacts.base_model_artifact` keeps the result, so later
+chapters load it instead of training again.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from .config import Budget, get_budget
+from .files import atomic_write_text
+from .model import GPT, GPTConfig
+from .train import TrainConfig, evaluate, token_byte_lengths, train
+
+
+def model_config(budget: Budget, vocab_size: int) -> GPTConfig:
+    """The base model: modern components, shapes from the budget's one knob, ``depth``."""
+    p = budget.pretrain
+    return GPTConfig.from_depth(p.depth, vocab_size=vocab_size, block_size=p.seq_len)
+
+
+def train_config(budget: Budget) -> TrainConfig:
+    p = budget.pretrain
+    return TrainConfig(steps=p.steps, batch_size=p.batch_size, seq_len=p.seq_len, lr=p.lr,
+                       warmup_steps=p.warmup_steps, schedule=p.schedule, eval_every=p.eval_every,
+                       compile=p.compile, checkpoint_every=max(100, p.steps // 10), seed=0)
+
+
+def sample_prompts(world) -> list[str]:
+    """What the training log samples: a play, a biography, an equation (fixed, so runs compare)."""
+    person = world.people[0]
+    return ["ROMEO.\n", f"{person.name} was born in", "23 + 45 ="]
+
+
+def sampler(tokenizer, prompts: list[str], max_new_tokens: int = 24, seed: int = 0):
+    """A training hook that writes one sampled continuation per prompt into the log.
+
+    Sampling uses its own seeded generator, so it does not disturb the training's random state.
+    """
+    from .generate import complete
+
+    def hook(step: int, model, history=None) -> dict:
+        texts = complete(model, tokenizer, prompts, max_new_tokens=max_new_tokens, temperature=0.8, top_k=50,
+                         seed=seed)
+        return {"samples": [p + t for p, t in zip(prompts, texts)]}
+
+    return hook
+
+
+def load_tokens(budget: Budget, progress: bool = True) -> tuple[np.ndarray, np.ndarray, object]:
+    """Train tokens, validation tokens and the tokenizer of the budget (built if missing)."""
+    from .artifacts import tokenizer_artifact
+    from .data import build_data
+    from .shards import TokenShards
+
+    report = build_data(budget, progress=progress)
+    shards = TokenShards(report["directory"])
+    return shards.tokens("train"), shards.tokens("val"), tokenizer_artifact(budget, progress=progress)
+
+
+def pretrain(budget: Budget | str | None = None, checkpoint: str | Path | None = None, device: str | None = None,
+             progress: bool = True) -> tuple[GPT, dict]:
+    """Train the budget's base model; returns the model and a summary (history, samples, probes).
+
+    With ``checkpoint``, training resumes from it if it exists (an interrupted build carries on
+    exactly where it stopped) and is saved there along the way.
+    """
+    import torch
+
+    from .device import best_device, mfu
+    from .probes import probe_base_model
+    from .world import World
+
+    budget = budget if isinstance(budget, Budget) else get_budget(budget)
+    device = device or best_device()
+    train_tokens, val_tokens, tokenizer = load_tokens(budget, progress)
+    world = World(budget.world)
+    torch.manual_seed(0)  # the initial weights
+    model = GPT(model_config(budget, tokenizer.vocab_size))
+    cfg = train_config(budget)
+    byte_lengths = token_byte_lengths(tokenizer)
+    result = train(model, train_tokens, cfg, val_tokens=val_tokens, byte_lengths=byte_lengths, checkpoint=checkpoint,
+                   resume=checkpoint is not None, device=device, progress=progress,
+                   hook=sampler(tokenizer, sample_prompts(world)), hook_every=budget.pretrain.sample_every)
+    model.eval()
+    final = evaluate(model, val_tokens, cfg.seq_len, 64, 10**9, byte_lengths, device)
+    n_probe = 200 if budget.name != "smoke" else 20
+    probes = probe_base_model(model, tokenizer, world, n=n_probe)
+    flops = model.flops_per_token(cfg.seq_len, unembedding=True)
+    summary = {
+        "budget": budget.name, "model_config": asdict(model.config), "train_config": asdict(cfg),
+        "params": model.num_params(), "non_embedding_params": model.num_params(non_embedding=True),
+        "flops_per_token": flops, "train_tokens_available": int(len(train_tokens)),
+        "tokens_seen": cfg.steps * cfg.tokens_per_step, "seconds": round(result.seconds, 1),
+        "tokens_per_s": round(result.tokens_per_s), "device": device,
+        "mfu": mfu(flops, result.tokens_per_s, device),
+        "val_loss": final["loss"], "val_bpb": final["bpb"], "history": result.history, "probes": probes,
+    }
+    return model, summary
+
+
+def summary_rows(summary: dict) -> list[tuple[str, str]]:
+    """The headline figures of a pretraining run, for tables in the notebook and the report."""
+    probes = summary["probes"]
+    pct = lambda x: f"{100 * x:.1f}%"  # noqa: E731
+    return [
+        ("parameters", f"{summary['params']:,} ({summary['non_embedding_params']:,} non-embedding)"),
+        ("tokens seen", f"{summary['tokens_seen']:,} ({summary['tokens_seen'] / summary['train_tokens_available']:.2f} epochs)"),
+        ("training time", f"{summary['seconds']:.0f} s at {summary['tokens_per_s']:,} tokens/s on {summary['device']}"),
+        ("validation loss / bits per byte", f"{summary['val_loss']:.3f} / {summary['val_bpb']:.3f}"),
+        ("facts of seen people", pct(probes["facts_seen"]["accuracy"])),
+        ("facts of held-out people (chance)", f"{pct(probes['facts_heldout']['accuracy'])} ({pct(probes['facts_heldout']['chance'])})"),
+        ("held-out 2-digit addition", pct(probes["addition_2digit"]["accuracy"])),
+        ("held-out 2-digit subtraction", pct(probes["subtraction_2digit"]["accuracy"])),
+        ("held-out 3-digit addition", pct(probes["addition_3digit"]["accuracy"])),
+    ]
+
+
+def save_summary(path: str | Path, summary: dict) -> Path:
+    path = Path(path)
+    atomic_write_text(path, json.dumps(summary, indent=1, default=float))
+    return path
+
