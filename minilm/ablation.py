@@ -43,7 +43,7 @@ SETUPS = {
                            train=TrainConfig(steps=8, batch_size=4, seq_len=64, warmup_steps=2, lr=3e-3, eval_every=0),
                            eval_tokens=4096),
     "laptop": AblationSetup(shape=dict(n_layer=4, n_embd=128, n_head=4, block_size=128),
-                            train=TrainConfig(steps=60, batch_size=8, seq_len=128, warmup_steps=10, lr=3e-3,
+                            train=TrainConfig(steps=300, batch_size=8, seq_len=128, warmup_steps=30, lr=3e-3,
                                               eval_every=0),
                             eval_tokens=32_768),
     "gpu": AblationSetup(shape=dict(n_layer=8, n_embd=512, n_head=8, block_size=512),

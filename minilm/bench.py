@@ -77,8 +77,10 @@ class CharTokenizer:
         return [self.stoi.get(c, space) for c in text]
 
 
-def bench_pretrain(config: str = "best", seconds: float = 90.0, device: str | None = None, seed: int = 0) -> dict:
-    """Train on the training plays for about ``seconds``, then measure bits per byte on the held-out plays.
+def bench_pretrain(config: str = "best", seconds: float = 90.0, device: str | None = None, seed: int = 0,
+                   eval_tokens: int | None = None) -> dict:
+    """Train on the training plays for about ``seconds``, then measure bits per byte on the held-out
+    plays (all of them, or their first ``eval_tokens`` tokens).
 
     The number of steps is set from a short timing run (the cosine schedule needs to know where it
     ends); ``seconds`` in the result is the time the real run took, data preparation and evaluation
@@ -117,7 +119,7 @@ def bench_pretrain(config: str = "best", seconds: float = 90.0, device: str | No
     _, timing = run(30)  # the first steps are slower (allocation, warm-up): the estimate errs on the safe side
     steps = max(1, int(seconds / (timing.seconds / 30)))
     model, result = run(steps)
-    final = evaluate(model, val_ids, c["seq_len"], 64, len(val_ids), token_byte_lengths(tokenizer), device)
+    final = evaluate(model, val_ids, c["seq_len"], 64, eval_tokens or len(val_ids), token_byte_lengths(tokenizer), device)
     return {
         "config": {"name": config, **c, "vocab_size": tokenizer.vocab_size, "steps": steps,
                    "params": model.num_params()},

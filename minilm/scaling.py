@@ -512,10 +512,11 @@ SWEEPS: dict[str, SweepConfig] = {
     # seconds on 2 CPU cores: three shapes x two budgets of a few dozen steps
     "smoke": SweepConfig(shapes=((1, 16), (1, 32), (2, 32)), tokens=(4_096, 8_192), batch_size=8, seq_len=32,
                          eval_tokens=4_096),
-    # about two minutes on one CPU thread: N from ~13k to ~107k non-embedding parameters, D from 8k to 128k
-    # tokens (16 to 256 steps); with a 4096-token vocabulary most of the compute is the output layer
+    # about five minutes on one CPU thread: N from ~13k to ~107k non-embedding parameters, D from 32k to 512k
+    # tokens (64 to 1024 steps), so D/N spans ~0.3 to ~40; with a 4096-token vocabulary most of the
+    # compute is the output layer
     "laptop": SweepConfig(shapes=((1, 32), (2, 32), (2, 48), (2, 64)),
-                          tokens=(8_192, 16_384, 32_768, 65_536, 131_072), batch_size=8, eval_tokens=8_192),
+                          tokens=(32_768, 65_536, 131_072, 262_144, 524_288), batch_size=8, eval_tokens=8_192),
     # one GPU: N from ~0.4M to ~25M, D from 0.5M to 8M tokens (below the ~12M the gpu budget's mixture
     # holds, so no run repeats data)
     "gpu": SweepConfig(shapes=((2, 128), (4, 256), (6, 384), (8, 512)), tokens=(2**19, 2**20, 2**21, 2**22, 2**23),

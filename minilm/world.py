@@ -263,11 +263,10 @@ class World:
 
     # -- arithmetic ----------------------------------------------------------------------------
 
-    @staticmethod
-    def _operands(rng: random.Random, op: str) -> tuple[int, int]:
+    def _operands(self, rng: random.Random, op: str) -> tuple[int, int]:
         if op == "*":
             return rng.randint(10, 999), rng.randint(2, 9)
-        digits = rng.choice((2, 2, 3))
+        digits = 3 if rng.random() < self.config.three_digit_fraction else 2
         a, b = rng.randint(10, 10**digits - 1), rng.randint(10, 10**digits - 1)
         return (max(a, b), min(a, b)) if op == "-" else (a, b)
 

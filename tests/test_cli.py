@@ -76,3 +76,14 @@ def test_bench_tokenizer_prints_one_json_line():
     assert set(figures) >= {"train_seconds", "vocab_size", "corpus_bytes", "encode_mb_per_s", "bytes_per_token"}
     assert figures["vocab_size"] == 512 and figures["corpus_bytes"] > 4_500_000
     assert figures["bytes_per_token"] > 1.5 and figures["encode_mb_per_s"] > 0
+
+
+def test_bench_pretrain_trains_for_its_time_budget_and_reports():
+    from minilm.bench import bench_pretrain
+
+    result = bench_pretrain("baby", seconds=2, eval_tokens=2_000)
+    assert set(result) == {"config", "seconds", "tokens_per_s", "val_bpb", "mfu", "device"}
+    assert result["config"]["vocab_size"] < 120 and result["config"]["steps"] >= 1  # characters, as nanoGPT's run
+    assert 0 < result["seconds"] < 30 and result["tokens_per_s"] > 0 and 1.0 < result["val_bpb"] < 9.0
+    with pytest.raises(ValueError, match="config="):
+        bench_pretrain("huge")
