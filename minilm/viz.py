@@ -118,11 +118,8 @@ def plot_training_curves(history: Sequence[dict], title: str = "Pretraining", ax
 
 
 class LiveLossPlot:
-    """A training hook that redraws the loss curves in a notebook while ``train`` runs.
-
-    >>> from minilm.train import train  # doctest: +SKIP
-    >>> train(model, tokens, cfg, val_tokens=val, hook=LiveLossPlot(), hook_every=20)  # doctest: +SKIP
-    """
+    """A training hook that redraws the loss curves in a notebook while ``train`` runs, e.g.
+    ``train(model, tokens, cfg, val_tokens=val, hook=LiveLossPlot(), hook_every=20)``."""
 
     def __init__(self, title: str = "Training"):
         self.title = title
