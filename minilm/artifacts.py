@@ -83,12 +83,15 @@ def base_model_artifact(budget: Budget | str | None = None, progress: bool = Tru
     summary_path = path.with_suffix(".json")
     if not (path.exists() and summary_path.exists()):
         partial = path.with_suffix(".partial.pt")
-        _, summary = pretrain(budget, checkpoint=partial, device=device, progress=progress)
+        model, summary = pretrain(budget, checkpoint=partial, device=device, progress=progress)
+        model.cpu()  # as loaded from the file below: callers move it where they want it
         save_summary(summary_path.with_suffix(".partial.json"), summary)
         partial.replace(path)
         summary_path.with_suffix(".partial.json").replace(summary_path)
-    state = load_checkpoint(path)
-    model = GPT(GPTConfig(**state["model_config"]))
-    model.load_state_dict(state["model"])
-    model.eval()
+    else:
+        state = load_checkpoint(path)
+        model = GPT(GPTConfig(**state["model_config"]))
+        model.load_state_dict(state["model"])
+        model.eval()
+    # Read back even when just written, so a fresh and a reused artifact give the same summary.
     return model, tokenizer_artifact(budget, progress=progress), json.loads(summary_path.read_text())

@@ -126,8 +126,9 @@ def _cmd_pretrain(args) -> None:
     budget = _budget_with_pretrain_overrides(args)
     print(f"base model: {base_model_path(budget)}")
     _, _, summary = base_model_artifact(budget, device=args.device)
-    width = max(len(name) for name, _ in summary_rows(summary))
-    for name, value in summary_rows(summary):
+    rows = summary_rows(summary)
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
         print(f"{name:>{width}}: {value}")
 
 

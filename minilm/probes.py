@@ -21,7 +21,7 @@ import random
 import re
 
 from .generate import complete
-from .world import ATTRIBUTES, CLOZE, VALUES, World, is_heldout_problem
+from .world import ATTRIBUTES, CLOZE, VALUES, World, arithmetic_item, is_heldout_problem
 
 _INTEGER = re.compile(r"-?\d+")
 
@@ -37,8 +37,8 @@ def fact_prompts(world: World, heldout: bool = False, shots: int = 3, limit: int
     people = world.heldout_people if heldout else world.people
     rows = []
     for person in people:
+        others = [p for p in world.people if p.name != person.name]
         for attribute in ATTRIBUTES:
-            others = [p for p in world.people if p.name != person.name]
             examples = [f"{CLOZE[attribute].format(name=p.name)} {p.value(attribute)}." for p in rng.sample(others, shots)]
             prompt = " ".join(examples + [CLOZE[attribute].format(name=person.name)])
             rows.append((prompt, person.value(attribute), attribute))
@@ -82,14 +82,13 @@ def arithmetic_prompts(world: World, n: int = 200, op: str = "+", digits: int = 
         a, b = rng.randint(low, high), rng.randint(low, high)
         return (max(a, b), min(a, b)) if op == "-" else (a, b)
 
-    value = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}[op]
     rows = []
     for item in world.arithmetic_items(n, op=op, digits=digits):
         examples = []
         while len(examples) < shots:
             a, b = operands()
             if not is_heldout_problem(a, op, b):
-                examples.append(f"{a} {op} {b} = {value(a, b)}")
+                examples.append(f"{a} {op} {b} = {arithmetic_item(a, op, b).answer}")
         a, b = item.meta["a"], item.meta["b"]
         rows.append(("\n".join(examples + [f"{a} {op} {b} ="]), int(item.answer)))
     return rows
