@@ -74,9 +74,7 @@ def base_model_artifact(budget: Budget | str | None = None, progress: bool = Tru
     Training writes ``base-<key>.partial.pt`` as it goes (an interrupted build resumes from it) and
     renames it to ``base-<key>.pt`` with a ``.json`` summary (history, samples, probes) when done.
     """
-    from .model import GPT, GPTConfig
     from .pretrain import pretrain, save_summary
-    from .train import load_checkpoint
 
     budget = budget if isinstance(budget, Budget) else get_budget(budget)
     path = base_model_path(budget)
@@ -89,9 +87,57 @@ def base_model_artifact(budget: Budget | str | None = None, progress: bool = Tru
         partial.replace(path)
         summary_path.with_suffix(".partial.json").replace(summary_path)
     else:
-        state = load_checkpoint(path)
-        model = GPT(GPTConfig(**state["model_config"]))
-        model.load_state_dict(state["model"])
-        model.eval()
+        model = load_model(path)
     # Read back even when just written, so a fresh and a reused artifact give the same summary.
+    return model, tokenizer_artifact(budget, progress=progress), json.loads(summary_path.read_text())
+
+
+def load_model(path: Path):
+    """The model saved in a checkpoint file, in eval mode on the CPU."""
+    from .model import GPT, GPTConfig
+    from .train import load_checkpoint
+
+    state = load_checkpoint(path)
+    model = GPT(GPTConfig(**state["model_config"]))
+    model.load_state_dict(state["model"])
+    return model.eval()
+
+
+# Bump when mid-training changes what its model holds or how it is trained.
+MIDTRAIN_VERSION = 1
+
+
+def midtrain_model_path(budget: Budget) -> Path:
+    """Keyed by the base model it starts from and the mid-training settings (not the growing
+    experiment's, which only notebook 07 runs)."""
+    from dataclasses import asdict
+
+    settings = {k: v for k, v in asdict(budget.midtrain).items() if not k.startswith("grow_")}
+    key = _key(base=base_model_path(budget).name, midtrain=repr(sorted(settings.items())), version=MIDTRAIN_VERSION)
+    return artifact_dir(budget) / f"midtrain-{key}.pt"
+
+
+def midtrain_artifact(budget: Budget | str | None = None, progress: bool = True, device: str | None = None):
+    """The budget's mid-trained model (annealed, calculator calls learned): ``(model, tokenizer, summary)``.
+
+    Built from the base model (itself built if missing) the first time. The two runs write
+    ``midtrain-<key>.<run>.partial.pt`` as they go (an interrupted build resumes from them); when
+    both are done the annealed model becomes ``midtrain-<key>.pt`` with a ``.json`` summary, and
+    the control run's checkpoint is removed.
+    """
+    from .midtrain import RUNS, midtrain, save_summary
+
+    budget = budget if isinstance(budget, Budget) else get_budget(budget)
+    path = midtrain_model_path(budget)
+    summary_path = path.with_suffix(".json")
+    prefix = path.with_suffix("")
+    if not (path.exists() and summary_path.exists()):
+        model, summary = midtrain(budget, checkpoint_prefix=prefix, device=device, progress=progress)
+        save_summary(summary_path.with_suffix(".partial.json"), summary)
+        Path(f"{prefix}.anneal.partial.pt").replace(path)
+        summary_path.with_suffix(".partial.json").replace(summary_path)
+        for run in RUNS:
+            Path(f"{prefix}.{run}.partial.pt").unlink(missing_ok=True)
+    else:
+        model = load_model(path)
     return model, tokenizer_artifact(budget, progress=progress), json.loads(summary_path.read_text())

@@ -15,6 +15,7 @@ minilm.calculator.CalculatorError: not allowed in arithmetic: Call
 from __future__ import annotations
 
 import ast
+import math
 from fractions import Fraction
 
 MAX_LENGTH = 200  # characters of expression
@@ -38,6 +39,8 @@ def _walk(node: ast.AST, depth: int) -> Fraction:
     if isinstance(node, ast.Expression):
         return _walk(node.body, depth + 1)
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        if type(node.value) is float and not math.isfinite(node.value):  # "1e999" parses as inf
+            raise CalculatorError("number too large")
         return _check(Fraction(node.value))
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
         value = _walk(node.operand, depth + 1)

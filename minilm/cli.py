@@ -8,8 +8,10 @@
     minilm pretrain                         train (or load) the budget's base model, print its probes
     minilm eval                             probe the base model: facts it knows, sums it can do
     minilm sample "ROMEO."                  continue a prompt with the base model
+    minilm midtrain                         anneal the base model and teach it the calculator; compare
+    minilm generate "23 + 45 =" --tools     stream a continuation (sampling flags, calculator calls)
     minilm pipeline                         run every stage at the budget, write a report
-    minilm bench pretrain --config baby     one JSON line of measured figures (also: tokenizer, dedup)
+    minilm bench pretrain --config baby     one JSON line of measured figures (also: tokenizer, dedup, generate)
     minilm check 01                         test your exercise file for chapter 01
 """
 
@@ -111,11 +113,15 @@ def _cmd_pipeline(args) -> None:
 def _cmd_bench(args) -> None:
     from .bench import BENCHMARKS
 
-    options = {"vocab_size": args.vocab_size, "config": args.config, "seconds": args.seconds}
-    if args.name != "pretrain" and (args.config or args.seconds):
-        raise ValueError("--config and --seconds belong to `minilm bench pretrain`")
-    if args.name == "pretrain" and args.vocab_size:
-        raise ValueError("--vocab-size belongs to `minilm bench tokenizer`; pick a --config for pretrain")
+    options = {"vocab_size": args.vocab_size, "config": args.config, "seconds": args.seconds,
+               "new_tokens": args.new_tokens, "batch_size": args.batch_size, "repeats": args.repeats}
+    owner = {"vocab_size": "tokenizer", "config": "pretrain", "seconds": "pretrain", "new_tokens": "generate",
+             "batch_size": "generate", "repeats": "generate"}
+    for key, value in options.items():
+        if value is not None and owner[key] != args.name:
+            raise ValueError(f"--{key.replace('_', '-')} belongs to `minilm bench {owner[key]}`, not {args.name}")
+    if args.name == "generate":
+        options["budget"] = args.budget
     print(json.dumps(BENCHMARKS[args.name](**{k: v for k, v in options.items() if v is not None})))
 
 
@@ -140,6 +146,29 @@ def _budget_with_pretrain_overrides(args):
     return budget.with_overrides(pretrain=replace(budget.pretrain, **changes)) if changes else budget
 
 
+def _cmd_midtrain(args) -> None:
+    from dataclasses import replace
+
+    from .artifacts import midtrain_artifact, midtrain_model_path
+    from .course import markdown_table
+    from .midtrain import COMPARISON_COLUMNS, TOOL_COLUMNS, comparison_rows, tool_example, tool_rows
+
+    budget = get_budget(args.budget)
+    changes = {k: getattr(args, k) for k in ("steps", "lr") if getattr(args, k, None) is not None}
+    if args.steps is not None and args.steps >= 1:  # a short run gets a short warmup
+        changes["warmup_steps"] = min(budget.midtrain.warmup_steps, args.steps - 1)
+    if changes:
+        budget = budget.with_overrides(midtrain=replace(budget.midtrain, **changes))
+    print(f"mid-trained model: {midtrain_model_path(budget)}")
+    _, _, summary = midtrain_artifact(budget, device=args.device)
+    print(markdown_table(COMPARISON_COLUMNS, comparison_rows(summary)))
+    print()
+    print(markdown_table(TOOL_COLUMNS, tool_rows(summary)))
+    prompt, gold, completion = tool_example(summary)
+    print(f"\nexample: {prompt}{completion}   (gold {gold})")
+    print(f"built in {summary['seconds']:.0f} s (each run {summary['config']['steps']} steps)")
+
+
 def _cmd_eval(args) -> None:
     from .artifacts import base_model_artifact
     from .probes import probe_base_model
@@ -151,15 +180,40 @@ def _cmd_eval(args) -> None:
     print(json.dumps({name: {k: v for k, v in p.items() if k != "examples"} for name, p in probes.items()}))
 
 
+def _base_model(args, build: bool = True):
+    """The budget's base model and tokenizer; with ``build=False`` a missing one is a clear error."""
+    from .artifacts import base_model_artifact, base_model_path
+
+    budget = get_budget(args.budget)
+    path = base_model_path(budget)
+    if not build and not (path.exists() and path.with_suffix(".json").exists()):
+        raise FileNotFoundError(f"no base model for the {budget.name} budget at {path}: "
+                                f"train it first with `minilm --budget {budget.name} pretrain`")
+    model, tokenizer, _ = base_model_artifact(budget)
+    return model, tokenizer
+
+
 def _cmd_sample(args) -> None:
-    from .artifacts import base_model_artifact
     from .generate import complete
 
-    model, tokenizer, _ = base_model_artifact(get_budget(args.budget))
+    model, tokenizer = _base_model(args)
     for text in complete(model, tokenizer, [args.prompt] * args.n, max_new_tokens=args.tokens,
                          temperature=args.temperature, top_k=args.top_k, seed=args.seed):
         print(args.prompt + text)
         print("-" * 40)
+
+
+def _cmd_generate(args) -> None:
+    from .generate import check_sampling, stream
+
+    sampling = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p)
+    check_sampling(**sampling)  # before loading anything
+    model, tokenizer = _base_model(args, build=False)
+    print(args.prompt, end="", flush=True)
+    for piece in stream(model, tokenizer, args.prompt, max_new_tokens=args.max_new_tokens, stop=args.stop,
+                        tools=args.tools, seed=args.seed, **sampling):
+        print(piece, end="", flush=True)
+    print()
 
 
 def _cmd_check(args) -> None:
@@ -222,6 +276,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("-n", type=int, default=200, help="problems per probe")
     ev.set_defaults(func=_cmd_eval)
 
+    mid = sub.add_parser("midtrain", help="mid-train (or load) the base model: annealing and calculator calls")
+    mid.add_argument("--steps", type=int, help="optimizer steps of each run (default: the budget's)")
+    mid.add_argument("--lr", type=float, help="learning rate after warmup, decayed linearly to zero")
+    mid.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
+    mid.set_defaults(func=_cmd_midtrain)
+
     sample = sub.add_parser("sample", help="continue a prompt with the base model")
     sample.add_argument("prompt")
     sample.add_argument("-n", type=int, default=3, help="how many samples")
@@ -230,6 +290,18 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--top-k", type=int, default=50)
     sample.add_argument("--seed", type=int, default=0)
     sample.set_defaults(func=_cmd_sample)
+
+    gen = sub.add_parser("generate", help="stream a continuation of a prompt from the base model")
+    gen.add_argument("prompt")
+    gen.add_argument("--max-new-tokens", type=int, default=100, help="tokens to generate (default 100)")
+    gen.add_argument("--temperature", type=float, default=0.8, help="0 = greedy (default 0.8)")
+    gen.add_argument("--top-k", type=int, help="keep the k most likely tokens")
+    gen.add_argument("--top-p", type=float, help="keep the smallest set of tokens whose probability reaches p")
+    gen.add_argument("--min-p", type=float, help="keep tokens at least min-p times as likely as the top one")
+    gen.add_argument("--seed", type=int, default=0, help="random seed: same seed, same text (default 0)")
+    gen.add_argument("--stop", help="stop before this string (e.g. a newline: $'\\n')")
+    gen.add_argument("--tools", action="store_true", help="answer the model's <|calc_start|>...<|calc_end|> calls")
+    gen.set_defaults(func=_cmd_generate)
 
     pipe = sub.add_parser("pipeline", help="run every stage in order and write a report")
     pipe.add_argument("--out", help="run directory (default: runs/pipeline-<budget>)")
@@ -244,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--vocab-size", type=int, help="tokenizer: vocabulary size")
     bench.add_argument("--config", help="pretrain: baby (nanoGPT's char-level Shakespeare model) or best")
     bench.add_argument("--seconds", type=float, help="pretrain: training time budget (default 90)")
+    bench.add_argument("--new-tokens", type=int, help="generate: tokens to generate per prompt (default 512)")
+    bench.add_argument("--batch-size", type=int, help="generate: prompts decoded together (default 32)")
+    bench.add_argument("--repeats", type=int, help="generate: timed runs, the best counts (default 3)")
     bench.set_defaults(func=_cmd_bench)
 
     check = sub.add_parser("check", help="test your exercise file for a chapter (e.g. 01)")

@@ -126,6 +126,22 @@ DEFAULT_MIXTURE = (("shakespeare", 0.5), ("biographies", 0.25), ("arithmetic", 0
                    ("countdown", 0.05), ("letters", 0.05))
 
 
+def check_mixture(mixture) -> None:
+    """A mixture is a non-empty sequence of (source, weight) with weights >= 0, not all 0.
+
+    >>> check_mixture((("shakespeare", 0.0),))
+    Traceback (most recent call last):
+    ...
+    minilm.config.ConfigError: mixture weights sum to 0: give at least one positive weight
+    """
+    if not mixture:
+        raise ConfigError("mixture=() is empty: give at least one (source, weight)")
+    for source, weight in mixture:
+        check_range(f"mixture[{source!r}]", weight, 0.0, 1e9)
+    if sum(w for _, w in mixture) <= 0:
+        raise ConfigError("mixture weights sum to 0: give at least one positive weight")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """The pretraining mixture.
@@ -142,12 +158,7 @@ class DataConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if not self.mixture:
-            raise ConfigError("mixture=() is empty: give at least one (source, weight)")
-        for source, weight in self.mixture:
-            check_range(f"mixture[{source!r}]", weight, 0.0, 1e9)
-        if sum(w for _, w in self.mixture) <= 0:
-            raise ConfigError("mixture weights sum to 0: give at least one positive weight")
+        check_mixture(self.mixture)
         check_range("total_chars", self.total_chars, 1000, 10**12)
         check_range("shard_tokens", self.shard_tokens, 1000, 10**10)
         check_range("seed", self.seed, 0, 2**31 - 1)
@@ -191,6 +202,104 @@ class PretrainConfig:
         check_range("sample_every", self.sample_every, 0, 10**9)
 
 
+# The annealing mix: the plays and the biographies as in pretraining, half the pretraining arithmetic
+# swapped for curated arithmetic (worked solutions, all operations), the puzzles left out.
+ANNEAL_MIXTURE = (("shakespeare", 0.15), ("biographies", 0.4), ("arithmetic", 0.15), ("curated_arithmetic", 0.3))
+
+
+@dataclass(frozen=True)
+class MidtrainConfig:
+    """Mid-training (chapter 07): two continuations of the base model, same start, schedule and tokens.
+
+    - "anneal": the annealing ``mixture`` (below), the learning rate decaying linearly to zero;
+    - "continue": the same, on the pretraining mixture (``DataConfig.mixture``): the control.
+
+    Both give ``tool_share`` of their tokens to calculator-call documents (``tool_arithmetic``, see
+    minilm.midtrain), so the two differ only in the rest of their data.
+
+    steps, batch_size: optimizer steps and sequences per step of each run (sequences as long as the
+        base model's).
+    lr, warmup_steps: the learning rate reached after ``warmup_steps`` (from a fresh optimizer), then
+        decayed linearly to 0 at the last step.
+    mixture: the annealing mix, (source, weight) pairs as in DataConfig. Sources: those of the
+        pretraining mix, plus ``curated_arithmetic`` (equations and worked solutions drawn with the
+        ``curated_*`` settings: all three operations equally, more 3-digit problems).
+    tool_share: share of each run's mix given to calculator-call documents.
+    curated_docs, tool_docs: documents generated for the curated and tool sources (each holds
+        ``WorldConfig.items_per_doc`` problems).
+    curated_op_weights, curated_three_digit_fraction, curated_direct_fraction: as in WorldConfig.
+    tool_max_digits: tool-call problems have operands of 1 to this many digits.
+    probe_n, tool_digits: problems per tool-use probe, and their operand sizes (the other probes
+        ask as many questions as chapter 04's).
+    grow_layers, grow_new_layers, grow_width, grow_steps: chapter 07's growing experiment: a
+        ``grow_layers``-layer model of width ``grow_width`` trains ``grow_steps`` steps, gets
+        ``grow_new_layers`` identity blocks and trains ``grow_steps`` more; a model of the grown
+        size trains from scratch for the same compute.
+    """
+
+    steps: int = 300
+    batch_size: int = 32
+    lr: float = 3e-3
+    warmup_steps: int = 20
+    mixture: tuple[tuple[str, float], ...] = ANNEAL_MIXTURE
+    tool_share: float = 0.4
+    curated_docs: int = 2000
+    tool_docs: int = 2000
+    curated_op_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    curated_three_digit_fraction: float = 0.5
+    curated_direct_fraction: float = 0.5
+    tool_max_digits: int = 5
+    eval_every: int = 50
+    probe_n: int = 200
+    tool_digits: tuple[int, ...] = (2, 3, 4, 5)
+    grow_layers: int = 2
+    grow_new_layers: int = 2
+    grow_width: int = 128
+    grow_steps: int = 300
+
+    def __post_init__(self):
+        check_range("steps", self.steps, 1, 10**9)
+        check_range("batch_size", self.batch_size, 1, 10**6)
+        check_range("lr", self.lr, 0.0, 10.0)
+        check_range("warmup_steps", self.warmup_steps, 0, self.steps - 1)
+        check_mixture(self.mixture)
+        check_range("tool_share", self.tool_share, 0.0, 0.95)
+        check_range("curated_docs", self.curated_docs, 1, 10_000_000)
+        check_range("tool_docs", self.tool_docs, 1, 10_000_000)
+        if len(self.curated_op_weights) != 3 or sum(self.curated_op_weights) <= 0:
+            raise ConfigError(f"curated_op_weights={self.curated_op_weights!r}: give three weights (+, -, *) "
+                              "with a positive sum")
+        check_range("curated_three_digit_fraction", self.curated_three_digit_fraction, 0.0, 1.0)
+        check_range("curated_direct_fraction", self.curated_direct_fraction, 0.0, 1.0)
+        check_range("tool_max_digits", self.tool_max_digits, 1, 12)
+        check_range("eval_every", self.eval_every, 0, 10**9)
+        check_range("probe_n", self.probe_n, 1, 100_000)
+        if not self.tool_digits:
+            raise ConfigError("tool_digits=() is empty: give at least one operand size")
+        for digits in self.tool_digits:
+            check_range("tool_digits", digits, 2, 12)
+        check_range("grow_layers", self.grow_layers, 1, 100)
+        check_range("grow_new_layers", self.grow_new_layers, 1, 100)
+        check_range("grow_width", self.grow_width, 64, 65536)
+        if self.grow_width % 64:
+            raise ConfigError(f"grow_width={self.grow_width} must be a multiple of 64 (heads of 64 dimensions)")
+        check_range("grow_steps", self.grow_steps, 1, 10**9)
+
+    def weights(self, mixture: dict[str, float] | None = None) -> dict[str, float]:
+        """Shares of a run's mix: ``mixture`` (default: the annealing mix) scaled to ``1 - tool_share``,
+        and ``tool_share`` of calculator calls.
+
+        >>> MidtrainConfig(mixture=(("biographies", 3.0), ("shakespeare", 1.0)), tool_share=0.2).weights()
+        {'biographies': 0.6, 'shakespeare': 0.2, 'tool_arithmetic': 0.2}
+        """
+        mixture = mixture if mixture is not None else dict(self.mixture)
+        total = sum(mixture.values())
+        weights = {source: round(w / total * (1 - self.tool_share), 12) for source, w in mixture.items() if w > 0}
+        if self.tool_share > 0:
+            weights["tool_arithmetic"] = self.tool_share
+        return weights
+
+
 @dataclass(frozen=True)
 class Budget:
     """Everything that changes between the smoke, laptop and gpu budgets.
@@ -201,6 +310,7 @@ class Budget:
     data: the pretraining mixture built from the corpus and the world.
     vocab_sweep: vocabulary sizes the tokenization chapter compares (bytes per token).
     pretrain: the base model and its training run.
+    midtrain: mid-training (annealing, tool use) and chapter 07's growing experiment.
     """
 
     name: str
@@ -210,6 +320,7 @@ class Budget:
     data: DataConfig = field(default_factory=DataConfig)
     vocab_sweep: tuple[int, ...] = (256, 512, 1024, 2048, 4096, 8192)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    midtrain: MidtrainConfig = field(default_factory=MidtrainConfig)
 
     def __post_init__(self):
         check_choice("budget", self.name, BUDGET_NAMES)
@@ -243,6 +354,9 @@ BUDGETS: dict[str, Budget] = {
         vocab_sweep=(256, 512, 1024),
         pretrain=PretrainConfig(depth=2, steps=40, batch_size=8, seq_len=64, warmup_steps=5, eval_every=20,
                                 sample_every=20),
+        midtrain=MidtrainConfig(steps=16, batch_size=8, warmup_steps=2, curated_docs=40, tool_docs=40,
+                                eval_every=16, probe_n=8, tool_digits=(2, 4), grow_layers=1, grow_new_layers=1,
+                                grow_width=64, grow_steps=16),
     ),
     "laptop": Budget(
         name="laptop",
@@ -258,6 +372,10 @@ BUDGETS: dict[str, Budget] = {
         vocab_sweep=(256, 512, 1024, 2048, 4096, 8192),
         pretrain=PretrainConfig(depth=3, steps=4000, batch_size=32, seq_len=64, lr=3e-3, warmup_steps=100,
                                 eval_every=250, sample_every=500),
+        # Two runs of 300 steps: about 7% of pretraining each, the share annealing usually gets; with
+        # the probes the stage fits in about 5 minutes on 2 CPU cores.
+        midtrain=MidtrainConfig(steps=300, batch_size=32, lr=3e-3, warmup_steps=20, eval_every=100, probe_n=100,
+                                grow_layers=2, grow_new_layers=2, grow_width=128, grow_steps=300),
     ),
     "gpu": Budget(
         name="gpu",
@@ -269,6 +387,9 @@ BUDGETS: dict[str, Budget] = {
         vocab_sweep=(256, 512, 1024, 2048, 4096, 8192, 16384),
         pretrain=PretrainConfig(depth=12, steps=5000, batch_size=64, seq_len=512, lr=1.5e-3, warmup_steps=200,
                                 eval_every=500, sample_every=1000, compile=True),
+        midtrain=MidtrainConfig(steps=500, batch_size=64, lr=1.5e-3, warmup_steps=50, curated_docs=10_000,
+                                tool_docs=10_000, eval_every=100, probe_n=300, grow_layers=4, grow_new_layers=4,
+                                grow_width=512, grow_steps=2000),
     ),
 }
 

@@ -40,6 +40,7 @@ class GPTConfig:
     n_embd: int = 256
     norm: str = "rmsnorm"  # "rmsnorm" | "layernorm"
     mlp: str = "swiglu"  # "swiglu" | "gelu"
+    gelu_approximate: str = "tanh"  # GELU MLP only: "tanh" (GPT-2's gelu_new) | "none" (exact erf, nanoGPT's nn.GELU)
     position: str = "rope"  # "rope" | "learned"
     bias: bool = False
     qk_norm: bool = False
@@ -58,6 +59,7 @@ class GPTConfig:
         check_choice("norm", self.norm, ("rmsnorm", "layernorm"))
         check_choice("mlp", self.mlp, ("swiglu", "gelu"))
         check_choice("position", self.position, ("rope", "learned"))
+        check_choice("gelu_approximate", self.gelu_approximate, ("tanh", "none"))
         check_range("dropout", self.dropout, 0.0, 1.0)
         if self.n_embd % self.n_head:
             raise ConfigError(f"n_embd={self.n_embd} must be a multiple of n_head={self.n_head}")
@@ -145,16 +147,53 @@ def rope_tables(head_dim: int, length: int, theta: float = 10000.0) -> tuple[tor
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate each (first half, second half) pair of x (B, H, T, D) by the angles of its position.
 
-    Dot products of rotated queries and keys then depend only on their distance (Su et al. 2021).
+    ``cos``/``sin`` are (T, D/2) when every row has the same positions, or (B, T, D/2) when each
+    row has its own (a left-padded batch). Dot products of rotated queries and keys then depend
+    only on their distance (Su et al. 2021).
     """
     half = x.shape[-1] // 2
     x1, x2 = x[..., :half], x[..., half:]
-    cos, sin = cos[None, None].to(x.dtype), sin[None, None].to(x.dtype)
+    per_row = cos.dim() == 3
+    cos = (cos[:, None] if per_row else cos[None, None]).to(x.dtype)  # broadcast over heads
+    sin = (sin[:, None] if per_row else sin[None, None]).to(x.dtype)
     return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
 
 
+def row_positions(pad: torch.Tensor, start: int, length: int) -> torch.Tensor:
+    """Positions (B, length) of slots start..start+length-1 in a left-padded batch.
+
+    Row b begins with ``pad[b]`` padding slots, so its first real token sits at slot ``pad[b]`` and
+    gets position 0, exactly as if it were alone. (Padding slots get position 0; nothing sees them.)
+
+    >>> row_positions(torch.tensor([0, 2]), start=0, length=4).tolist()
+    [[0, 1, 2, 3], [0, 0, 0, 1]]
+    """
+    slots = torch.arange(start, start + length, device=pad.device)
+    return (slots[None, :] - pad[:, None]).clamp(min=0)
+
+
+def padded_causal_mask(pad: torch.Tensor, start: int, length: int, total: int) -> torch.Tensor:
+    """Which keys each query may attend to in a left-padded batch: (B, 1, length, total), True = visible.
+
+    Queries are slots start..start+length-1, keys the last ``total`` slots up to the same end.
+    A query sees keys at or before its own slot that are not padding (the key padding mask). A
+    padding query sees only itself: a row with no visible key would make the softmax 0/0 = NaN.
+
+    >>> padded_causal_mask(torch.tensor([1]), start=0, length=3, total=3)[0, 0].int().tolist()
+    [[1, 0, 0], [0, 1, 0], [0, 1, 1]]
+    """
+    query = torch.arange(start, start + length, device=pad.device)[:, None]
+    key = torch.arange(start + length - total, start + length, device=pad.device)[None, :]
+    visible = ((key <= query) & (key >= pad[:, None, None])) | (key == query)
+    return visible[:, None]
+
+
 class KVCache:
-    """Keys and values of past positions, preallocated per layer: (B, n_kv_head, max_len, head_dim)."""
+    """Keys and values of past positions, preallocated per layer: (B, n_kv_head, max_len, head_dim).
+
+    Slot t of every row is written at step t. In a left-padded batch the slots of a row's padding
+    are written too but never attended to (see ``padded_causal_mask``).
+    """
 
     def __init__(self, config: GPTConfig, batch_size: int, max_len: int | None = None,
                  device=None, dtype=torch.float32):
@@ -185,7 +224,7 @@ class Attention(nn.Module):
         self.k_norm = RMSNorm(hd, config.norm_eps) if config.qk_norm else None
         self.dropout = config.dropout
 
-    def forward(self, x, rope=None, cache: KVCache | None = None, start: int = 0):
+    def forward(self, x, rope=None, cache: KVCache | None = None, start: int = 0, pad: torch.Tensor | None = None):
         B, T, _ = x.shape
         hd, heads, kv = self.config.head_dim, self.config.n_head, self.config.kv_heads
         q, k, v = self.c_attn(x).split([heads * hd, kv * hd, kv * hd], dim=-1)
@@ -196,11 +235,18 @@ class Attention(nn.Module):
             q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None:
             cos, sin = rope
-            q, k = apply_rope(q, cos[start : start + T], sin[start : start + T]), apply_rope(k, cos[start : start + T], sin[start : start + T])
+            if pad is None:
+                cos, sin = cos[start : start + T], sin[start : start + T]
+            else:  # each row's positions count from its first real token
+                positions = row_positions(pad, start, T)
+                cos, sin = cos[positions], sin[positions]
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if cache is not None:
             k, v = cache.update(self.layer, start, k, v)
         total = k.shape[2]
-        if total == T:  # no earlier positions: the usual causal mask
+        if pad is not None:  # left-padded rows: causal and no padding keys
+            mask, causal = padded_causal_mask(pad, start, T, total), False
+        elif total == T:  # no earlier positions: the usual causal mask
             mask, causal = None, True
         else:  # new queries at positions start..start+T-1 see every key up to their own position
             mask = torch.ones(T, total, dtype=torch.bool, device=x.device).tril(diagonal=total - T)
@@ -214,7 +260,7 @@ class Attention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
-        self.kind, hidden = config.mlp, config.mlp_hidden
+        self.kind, hidden, self.approximate = config.mlp, config.mlp_hidden, config.gelu_approximate
         if self.kind == "gelu":
             self.c_fc = nn.Linear(config.n_embd, hidden, bias=config.bias)
         else:  # SwiGLU (Shazeer 2020): silu(x W_gate) * (x W_up), then W_down
@@ -224,7 +270,8 @@ class MLP(nn.Module):
 
     def forward(self, x):
         if self.kind == "gelu":
-            return self.c_proj(F.gelu(self.c_fc(x), approximate="tanh"))  # GPT-2's "gelu_new"
+            # GPT-2 used the tanh approximation ("gelu_new"); the exact form is about 3x cheaper on a CPU.
+            return self.c_proj(F.gelu(self.c_fc(x), approximate=self.approximate))
         return self.c_proj(F.silu(self.c_gate(x)) * self.c_fc(x))
 
 
@@ -236,8 +283,8 @@ class Block(nn.Module):
         self.ln_1, self.attn = make_norm(config), Attention(config, layer)
         self.ln_2, self.mlp = make_norm(config), MLP(config)
 
-    def forward(self, x, rope=None, cache=None, start=0):
-        x = x + self.attn(self.ln_1(x), rope, cache, start)
+    def forward(self, x, rope=None, cache=None, start=0, pad=None):
+        x = x + self.attn(self.ln_1(x), rope, cache, start, pad)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -278,19 +325,27 @@ class GPT(nn.Module):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
-                cache: KVCache | None = None, start: int = 0):
+                cache: KVCache | None = None, start: int = 0, pad: torch.Tensor | None = None):
         """Logits (B, T, vocab) for token ids (B, T) at positions start..start+T-1, and the mean
-        cross-entropy against ``targets`` when given (target -1 = ignored position)."""
+        cross-entropy against ``targets`` when given (target -1 = ignored position).
+
+        ``pad`` (B,) says how many slots at the start of each row are left padding (batches of
+        prompts of different lengths): those slots are hidden from attention and each row's
+        positions count from its first real token, so a row's logits are those it has alone.
+        """
         B, T = idx.shape
         if start + T > self.config.block_size:
             raise ValueError(f"positions up to {start + T} exceed block_size={self.config.block_size}")
+        if pad is not None and tuple(pad.shape) != (B,):
+            raise ValueError(f"pad must hold one count per row, shape ({B},); got {tuple(pad.shape)}")
         x = self.wte(idx)
         if self.wpe is not None:
-            x = x + self.wpe(torch.arange(start, start + T, device=idx.device))
+            positions = torch.arange(start, start + T, device=idx.device) if pad is None else row_positions(pad, start, T)
+            x = x + self.wpe(positions)
         x = self.drop(x)
         rope = (self.rope_cos, self.rope_sin) if self.config.position == "rope" else None
         for block in self.blocks:
-            x = block(x, rope, cache, start)
+            x = block(x, rope, cache, start, pad)
         logits = self.lm_head(self.ln_f(x))
         loss = None
         if targets is not None:

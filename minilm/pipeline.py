@@ -1,7 +1,8 @@
 """The course pipeline: every stage in order at one budget, with a markdown report at the end.
 
-Stages so far: corpus -> tokenizer -> data -> pretrain. Later chapters append theirs to ``STAGES``. Each stage takes
-``(budget, run)`` and returns a dict of measured figures, writing its section of the report.
+Stages so far: corpus -> tokenizer -> data -> pretrain -> midtrain. Later chapters append theirs to
+``STAGES``. Each stage takes ``(budget, run)`` and returns a dict of measured figures, writing its
+section of the report.
 """
 
 from __future__ import annotations
@@ -156,7 +157,51 @@ def stage_pretrain(budget: Budget, run: Run) -> dict:
             "facts_heldout": probes["facts_heldout"]["accuracy"], "addition_2digit": probes["addition_2digit"]["accuracy"]}
 
 
-STAGES = {"corpus": stage_corpus, "tokenizer": stage_tokenizer, "data": stage_data, "pretrain": stage_pretrain}
+def stage_midtrain(budget: Budget, run: Run) -> dict:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .artifacts import base_model_artifact, midtrain_artifact
+    from .midtrain import COMPARISON_COLUMNS, TOOL_COLUMNS, comparison_rows, tool_example, tool_rows
+    from .plots_midtrain import plot_anneal_curves, plot_tool_accuracy
+
+    _, _, summary = midtrain_artifact(budget)
+    _, _, base = base_model_artifact(budget)
+    m = summary["config"]
+    run.add(f"## Mid-training\n\nTwo continuations of the base model, {m['steps']} steps each, the learning rate "
+            f"warming up to {m['lr']:g} and then falling linearly to zero: on the pretraining mix (*continue*) and on "
+            f"a curated mix (*anneal*: {', '.join(f'{s} {w:g}' for s, w in m['mixture'])}), each with a share of "
+            f"{m['tool_share']:g} given to calculator calls. Validation over the whole validation split; probes as in "
+            "pretraining.\n\n" + _table(comparison_rows(summary), COMPARISON_COLUMNS)
+            + "\n\nHeld-out problems asked of the annealed model directly (few-shot `a + b =`) and as calculator "
+            "practice (`a+b=`, the calculator answering its calls):\n\n" + _table(tool_rows(summary), TOOL_COLUMNS))
+    axes = plot_anneal_curves(summary, base["history"])
+    run.figure(axes[0].figure, "midtraining", "Mid-training: training loss, validation loss and learning rate")
+    plt.close(axes[0].figure)
+    ax = plot_tool_accuracy(summary["tools"])
+    run.figure(ax.figure, "tool_use", "Accuracy on held-out problems with and without the calculator")
+    plt.close(ax.figure)
+    prompt, gold, completion = tool_example(summary)
+    run.add(f"An example with the calculator on: `{prompt}` → `{completion}` (gold {gold}).")
+    runs = summary["runs"]
+    figures = {"seconds": summary["seconds"]}
+    for name in ("continue", "anneal"):
+        figures[f"{name}_val_bpb"] = round(runs[name]["val_bpb"], 3)
+        figures[f"{name}_facts_seen"] = runs[name]["probes"]["facts_seen"]["accuracy"]
+        figures[f"{name}_subtraction_2digit"] = runs[name]["probes"]["subtraction_2digit"]["accuracy"]
+    biggest = max(row["digits"] for row in summary["tools"])
+    for row in summary["tools"]:
+        if row["digits"] == biggest:
+            op = {"+": "addition", "-": "subtraction"}.get(row["op"], row["op"])
+            figures[f"{biggest}digit_{op}_without_tool"] = row["without_tool"]
+            figures[f"{biggest}digit_{op}_with_tool"] = row["with_tool"]
+    return figures
+
+
+STAGES = {"corpus": stage_corpus, "tokenizer": stage_tokenizer, "data": stage_data, "pretrain": stage_pretrain,
+          "midtrain": stage_midtrain}
 
 
 def run_pipeline(budget: Budget, directory: Path | None = None, stages: list[str] | None = None) -> Path:

@@ -21,7 +21,7 @@ import random
 import re
 
 from .generate import complete
-from .world import ATTRIBUTES, CLOZE, VALUES, World, arithmetic_item, is_heldout_problem
+from .world import ATTRIBUTES, CLOZE, QUESTIONS, VALUES, Item, World, arithmetic_item, is_heldout_problem, verify
 
 _INTEGER = re.compile(r"-?\d+")
 
@@ -116,3 +116,117 @@ def probe_base_model(model, tokenizer, world: World, n: int = 200) -> dict:
         "subtraction_2digit": probe_arithmetic(model, tokenizer, world, n, "-", 2),
         "addition_3digit": probe_arithmetic(model, tokenizer, world, n, "+", 3),
     }
+
+
+# ----------------------------------------------------------------------------------------------
+# Prompting styles (chapter 06): the same held-out questions asked four ways.
+#
+#   zero-shot question   Q: What is 47 + 38?\nA:            (a question, as a user would ask it)
+#   zero-shot            47 + 38 =                         (the start of a training-text line)
+#   few-shot             31 + 45 = 76\n12 + 70 = 82\n47 + 38 =   (solved examples first: chapter 04's probes)
+#   few-shot CoT         Q: What is 31 + 45?\nA: <worked solution> Answer: 76\n\nQ: What is 47 + 38?\nA:
+#
+# Facts go the same way, with "Ada Holm comes from" as the training-text form and, as the worked
+# solution, the sentence that states the fact followed by "Answer: <value>".
+
+PROMPT_STYLES = ("zero-shot question", "zero-shot", "few-shot", "few-shot CoT")
+PROMPT_TASKS = {"addition_2digit": ("+", 2), "addition_3digit": ("+", 3), "subtraction_2digit": ("-", 2),
+                "facts": (None, None)}
+DEFAULT_SHOTS = {"zero-shot question": 0, "zero-shot": 0, "few-shot": 3, "few-shot CoT": 1}
+
+
+def qa_prompt(question: str, examples: list[tuple[str, str]] = ()) -> str:
+    """``Q: <question>\nA:`` after solved ``examples`` (question, answer), in the frame of the
+    training text's worked problems.
+
+    >>> print(qa_prompt("What is 2 + 3?", [("What is 1 + 1?", "1 + 1 = 2. Answer: 2")]))
+    Q: What is 1 + 1?
+    A: 1 + 1 = 2. Answer: 2
+    <BLANKLINE>
+    Q: What is 2 + 3?
+    A:
+    """
+    return "\n\n".join([f"Q: {q}\nA: {a}" for q, a in examples] + [f"Q: {question}\nA:"])
+
+
+def fact_solution(person, attribute: str) -> str:
+    """A worked answer to a fact question: the sentence the fact is read in, then the answer.
+
+    >>> from minilm.world import Person
+    >>> fact_solution(Person("Ada Holm", "Lisbon", "1970", "baker", "Maple Studio"), "birthplace")
+    'Ada Holm comes from Lisbon. Answer: Lisbon'
+    """
+    value = person.value(attribute)
+    return f"{CLOZE[attribute].format(name=person.name)} {value}. Answer: {value}"
+
+
+def _worked_examples(world: World, task: str, item: Item, shots: int, rng: random.Random) -> list[tuple[str, str]]:
+    """``shots`` (question, worked solution) pairs: training-side problems, or facts of other seen people."""
+    op, digits = PROMPT_TASKS[task]
+    if op is None:
+        attribute = item.meta["attribute"]
+        others = rng.sample([p for p in world.people if p.name != item.meta["name"]], shots)
+        return [(QUESTIONS[attribute].format(name=p.name), fact_solution(p, attribute)) for p in others]
+    low, high = 10 ** (digits - 1), 10**digits - 1
+    examples = []
+    while len(examples) < shots:
+        a, b = rng.randint(low, high), rng.randint(low, high)
+        a, b = (max(a, b), min(a, b)) if op == "-" else (a, b)
+        if not is_heldout_problem(a, op, b):
+            example = arithmetic_item(a, op, b)
+            examples.append((example.question, example.solution))
+    return examples
+
+
+def styled_prompts(world: World, task: str, style: str, n: int = 60, shots: int | None = None,
+                   seed: int = 0) -> list[tuple[str, Item]]:
+    """(prompt, item) for ``n`` questions of ``task`` asked in ``style`` (see the table above).
+
+    Arithmetic questions are held-out problems (never in the training text); fact questions are
+    the first ``n`` facts of seen people. ``shots`` defaults to 3 for few-shot and 1 for few-shot
+    CoT (a worked solution is about 40 tokens: one fills most of a 64-token context).
+    """
+    if task not in PROMPT_TASKS:
+        raise ValueError(f"task={task!r} is not one of {list(PROMPT_TASKS)}")
+    if style not in PROMPT_STYLES:
+        raise ValueError(f"style={style!r} is not one of {PROMPT_STYLES}")
+    shots = DEFAULT_SHOTS[style] if shots is None else shots
+    if style.startswith("zero-shot") and shots:
+        raise ValueError(f"style={style!r} shows no examples; got shots={shots}")
+    op, digits = PROMPT_TASKS[task]
+    items = world.fact_items()[:n] if op is None else world.arithmetic_items(n, op=op, digits=digits)
+    if style in ("zero-shot", "few-shot"):  # the training text's own form, as chapter 04's probes write it
+        rows = fact_prompts(world, shots=shots, limit=n, seed=seed) if op is None else \
+            arithmetic_prompts(world, n, op, digits, shots, seed)
+        return [(row[0], item) for row, item in zip(rows, items)]
+    rng = random.Random(f"styled-{task}-{seed}")
+    return [(qa_prompt(item.question, _worked_examples(world, task, item, shots, rng)), item) for item in items]
+
+
+def answer_stop(task: str, style: str) -> str:
+    """Where an answer ends: a fact in sentence form at its full stop, everything else at the line's end."""
+    return "." if task == "facts" and style in ("zero-shot", "few-shot") else "\n"
+
+
+def probe_styles(model, tokenizer, world: World, tasks=tuple(PROMPT_TASKS), styles=PROMPT_STYLES, n: int = 60,
+                 max_new_tokens: int = 48) -> dict:
+    """Accuracy of greedy answers for every (task, style), scored with :func:`minilm.world.verify`
+    (a worked answer counts by its ``Answer:``, a short one by its number or value).
+
+    Returns ``{task: {style: {"accuracy", "n", "answer_tokens", "examples"}}}``; ``answer_tokens`` is
+    the mean length of the answers in tokens (how much the model wrote, i.e. thought).
+    """
+    results: dict = {}
+    for task in tasks:
+        for style in styles:
+            rows = styled_prompts(world, task, style, n)
+            answers = complete(model, tokenizer, [p for p, _ in rows], max_new_tokens=max_new_tokens,
+                               stop=answer_stop(task, style))
+            right = [verify(item, answer) for answer, (_, item) in zip(answers, rows)]
+            lengths = [len(tokenizer.encode(a)) for a in answers]
+            results.setdefault(task, {})[style] = {
+                "accuracy": sum(right) / max(1, len(right)), "n": len(right),
+                "answer_tokens": sum(lengths) / max(1, len(lengths)),
+                "examples": [(item.question, item.answer, a.strip()) for a, (_, item) in list(zip(answers, rows))[:3]],
+            }
+    return results

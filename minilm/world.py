@@ -214,6 +214,38 @@ def arithmetic_item(a: int, op: str, b: int) -> Item:
                 {"a": a, "b": b, "op": op})
 
 
+# Mid-training (chapter 07): equations done through the calculator tool.
+TOOL_HEADER = "Calculator practice."
+
+
+def tool_call_text(a: int, op: str, b: int) -> str:
+    """One equation done through a calculator call, as mid-training text writes it.
+
+    The model writes the problem and the call; the result between the result tokens is what the
+    tool engine (minilm.generate) writes at inference, so training does not teach the model to
+    produce it (minilm.midtrain masks it out of the loss).
+
+    >>> tool_call_text(12345, "+", 6789)
+    '12345+6789=<|calc_start|>12345+6789<|calc_end|><|result_start|>19134<|result_end|>'
+    """
+    from .tokenizer import CALC_END, CALC_START, RESULT_END, RESULT_START
+
+    if op not in KIND_OF_OP:
+        raise ValueError(f"op={op!r} is not one of {', '.join(KIND_OF_OP)}")
+    expression = f"{a}{op}{b}"
+    result = arithmetic_item(a, op, b).answer
+    return f"{expression}={CALC_START}{expression}{CALC_END}{RESULT_START}{result}{RESULT_END}"
+
+
+def tool_prompt(a: int, op: str, b: int) -> str:
+    """The start of a calculator-practice document up to ``a op b =``: what a tool-use probe asks.
+
+    >>> tool_prompt(12, "+", 30)
+    'Calculator practice.\\n12+30='
+    """
+    return f"{TOOL_HEADER}\n{a}{op}{b}="
+
+
 # ----------------------------------------------------------------------------------------------
 # The world
 
@@ -380,6 +412,37 @@ class World:
         size = self.config.items_per_doc
         docs = ["Arithmetic practice.\n" + "\n".join(direct[s : s + size]) + "\n" for s in range(0, len(direct), size)]
         return docs + self._problem_documents(items[half:], "Worked arithmetic.")
+
+    def operand_problems(self, n: int, max_digits: int, heldout: bool = False, seed: str = "tool",
+                         ops: str = "+-*") -> list[Item]:
+        """``n`` problems whose operands have 1 to ``max_digits`` digits (each size equally likely,
+        chosen for each operand), from the training side or the held-out side of the fixed split.
+
+        >>> items = World(WorldConfig(people=2, heldout_people=1)).operand_problems(50, 5)
+        >>> max(len(str(i.meta["a"])) for i in items), any(is_heldout_problem(i.meta["a"], i.meta["op"], i.meta["b"]) for i in items)
+        (5, False)
+        """
+        if not ops or set(ops) - set(KIND_OF_OP):
+            raise ValueError(f"ops={ops!r}: use some of {''.join(KIND_OF_OP)!r}")
+        if not 1 <= max_digits <= 12:
+            raise ValueError(f"max_digits={max_digits} must be between 1 and 12")
+        rng, items = random.Random(f"{seed}-{max_digits}-{heldout}-{self.config.seed}"), []
+        while len(items) < n:
+            op = rng.choice(ops)
+            digits = rng.randint(1, max_digits), rng.randint(1, max_digits)
+            a, b = (rng.randint(10 ** (d - 1) if d > 1 else 0, 10**d - 1) for d in digits)
+            a, b = (max(a, b), min(a, b)) if op == "-" else (a, b)
+            if is_heldout_problem(a, op, b) == heldout:
+                items.append(arithmetic_item(a, op, b))
+        return items
+
+    def tool_documents(self, n_docs: int, max_digits: int = 5, seed: str = "train-tool") -> list[str]:
+        """Calculator-practice documents: ``items_per_doc`` training-side equations each, done through
+        calculator calls (:func:`tool_call_text`), operands of 1 to ``max_digits`` digits."""
+        items = self.operand_problems(n_docs * self.config.items_per_doc, max_digits, seed=seed)
+        lines = [tool_call_text(i.meta["a"], i.meta["op"], i.meta["b"]) for i in items]
+        size = self.config.items_per_doc
+        return [f"{TOOL_HEADER}\n" + "\n".join(lines[s : s + size]) + "\n" for s in range(0, len(lines), size)]
 
     def documents(self) -> dict[str, list[str]]:
         """Pretraining text by source: biographies, arithmetic, countdown, letters."""

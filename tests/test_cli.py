@@ -87,3 +87,176 @@ def test_bench_pretrain_trains_for_its_time_budget_and_reports():
     assert 0 < result["seconds"] < 30 and result["tokens_per_s"] > 0 and 1.0 < result["val_bpb"] < 9.0
     with pytest.raises(ValueError, match="config="):
         bench_pretrain("huge")
+    best = bench_pretrain("best", seconds=2, eval_tokens=2_000)  # BPE + Muon path
+    assert best["config"]["optimizer"] == "muon" and best["config"]["vocab_size"] == 2048
+    assert 1.0 < best["val_bpb"] < 9.0
+
+
+def test_generate_without_a_base_model_is_one_clear_line(isolated_runs, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--budget", "smoke", "generate", "To be"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1
+    assert "no base model for the smoke budget" in err and "minilm --budget smoke pretrain" in err
+
+
+@pytest.fixture
+def tiny_base_model(isolated_runs, small_tokenizer):
+    """A tiny model saved where the smoke budget's base model lives (training one takes minutes)."""
+    import torch
+
+    from minilm.artifacts import base_model_path, tokenizer_path
+    from minilm.config import get_budget
+    from minilm.model import GPT, GPTConfig
+    from minilm.train import TrainConfig, save_checkpoint
+
+    budget = get_budget("smoke")
+    small_tokenizer.save(tokenizer_path(budget))
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.modern(vocab_size=small_tokenizer.vocab_size, n_layer=1, n_embd=32, n_head=2, block_size=64))
+    path = save_checkpoint(base_model_path(budget), model, None, 0, TrainConfig(), [])
+    path.with_suffix(".json").write_text("{}")
+    return model.eval(), small_tokenizer
+
+
+def test_generate_streams_what_the_engine_produces(tiny_base_model, capsys):
+    from minilm.generate import stream
+
+    model, tokenizer = tiny_base_model
+    flags = ["--max-new-tokens", "12", "--temperature", "0.9", "--top-k", "40", "--top-p", "0.95", "--min-p", "0.01",
+             "--seed", "3"]
+    main(["--budget", "smoke", "generate", "To be", *flags])
+    printed = capsys.readouterr().out
+    expected = "".join(stream(model, tokenizer, "To be", max_new_tokens=12, temperature=0.9, top_k=40, top_p=0.95,
+                              min_p=0.01, seed=3))
+    assert printed == "To be" + expected + "\n" and len(expected) > 0
+    main(["--budget", "smoke", "generate", "To be", *flags, "--seed", "4", "--tools"])
+    assert capsys.readouterr().out != printed  # another seed, another text
+    main(["--budget", "smoke", "generate", "To be", "--temperature", "0", "--stop", "e", "--max-new-tokens", "30"])
+    greedy = capsys.readouterr().out
+    assert greedy.startswith("To be") and "e" not in greedy[len("To be"):]
+
+
+def test_generate_rejects_bad_sampling_flags_in_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--budget", "smoke", "generate", "To be", "--min-p", "3"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "min_p=3.0 must be in [0, 1]" in err and err.count("\n") == 1
+
+
+@pytest.fixture
+def tiny_generation_bench(monkeypatch):
+    """`bench generate` on a tiny model and synthetic tokens: the real smoke base model and its data
+    take minutes to build. Returns (model, byte_lengths, tokens)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import torch
+
+    from minilm import artifacts, pretrain
+    from minilm.model import GPT, GPTConfig
+    from minilm.train import token_byte_lengths
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.modern(vocab_size=64, n_layer=1, n_embd=32, n_head=2, block_size=32)).eval()
+    tokenizer = SimpleNamespace(vocab_size=64, vocab={i: bytes([97 + i % 26]) * (1 + i % 3) for i in range(64)})
+    tokens = np.random.default_rng(0).integers(0, 64, 3_000)
+    monkeypatch.setattr(artifacts, "base_model_artifact", lambda budget, progress=True, device=None: (model, tokenizer, {}))
+    monkeypatch.setattr(pretrain, "load_tokens", lambda budget, progress=True: (tokens, tokens, tokenizer))
+    return model, token_byte_lengths(tokenizer), tokens
+
+
+def test_bench_generate_measures_cache_batching_and_int8(tiny_generation_bench):
+    from minilm.bench import bench_generate
+    from minilm.train import evaluate
+
+    model, byte_lengths, tokens = tiny_generation_bench
+    result = bench_generate("smoke", new_tokens=40, batch_size=3, repeats=1)
+    assert set(result) >= {"kv_speedup", "decode_tokens_per_s", "batch_tokens_per_s", "int8_size_ratio",
+                           "int8_bpb_delta", "device", "config"}
+    config = result["config"]
+    # 8 + 40 tokens do not fit in the 32-token context: timed with RoPE extended, the in-context part apart.
+    assert config["block_size"] == 32 and config["timing_block_size"] == 48 and config["tokens_in_block"] == 24
+    assert config["timed_tokens"] == 40
+    assert model.config.block_size == 32  # the base model itself is not changed
+    assert result["kv_speedup"] > 0.3 and result["kv_speedup_in_block"] > 0.3  # timings: only sane, not fast
+    assert result["decode_tokens_per_s"] > 0 and result["batch_tokens_per_s"] > 0
+    assert 0.25 < result["int8_size_ratio"] <= 0.30
+    bpb = evaluate(model, tokens, 32, 64, len(tokens), byte_lengths)["bpb"]
+    assert result["val_bpb"] == pytest.approx(bpb, abs=1e-4)
+    assert result["int8_bpb_delta"] == pytest.approx(result["int8_val_bpb"] / result["val_bpb"] - 1, abs=1e-4)
+    assert 0 < abs(result["int8_bpb_delta"]) < 0.01 and result["device"] == "cpu"
+
+
+def test_bench_generate_from_the_cli_prints_one_json_line(tiny_generation_bench, capsys):
+    main(["--budget", "smoke", "bench", "generate", "--new-tokens", "12", "--batch-size", "2", "--repeats", "1"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    figures = json.loads(lines[0])
+    assert figures["config"]["new_tokens"] == 12 and figures["config"]["batch_size"] == 2
+    assert figures["config"]["budget"] == "smoke" and figures["config"]["timing_block_size"] == 32  # 8 + 12 fit
+
+
+@pytest.mark.parametrize("args, message", [
+    (["bench", "tokenizer", "--new-tokens", "5"], "--new-tokens belongs to `minilm bench generate`"),
+    (["bench", "generate", "--config", "baby"], "--config belongs to `minilm bench pretrain`"),
+    (["bench", "pretrain", "--vocab-size", "512"], "--vocab-size belongs to `minilm bench tokenizer`"),
+    (["--budget", "smoke", "bench", "generate", "--new-tokens", "0"], "new_tokens=0 must be a whole number >= 1"),
+])
+def test_bench_options_belong_to_their_benchmark(capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err and err.count("\n") == 1
+
+
+def test_only_rope_models_are_timed_past_their_context(tiny_generation_bench, monkeypatch):
+    from minilm import artifacts
+    from minilm.bench import bench_generate, with_context
+    from minilm.model import GPT, GPTConfig
+
+    learned = GPT(GPTConfig.gpt2(vocab_size=64, n_layer=1, n_embd=16, n_head=2, block_size=16)).eval()
+    assert with_context(learned, 16) is learned
+    with pytest.raises(ValueError, match="only RoPE models"):
+        with_context(learned, 20)
+    _, tokenizer, _ = artifacts.base_model_artifact("smoke")
+    monkeypatch.setattr(artifacts, "base_model_artifact", lambda budget, progress=True, device=None: (learned, tokenizer, {}))
+    config = bench_generate("smoke", new_tokens=30, batch_size=2, repeats=1)["config"]
+    assert config["timed_tokens"] == 8 and config["timing_block_size"] == 16  # what fits after the 8-token prompt
+
+
+def _midtrain_summary():
+    """The shape of a mid-training summary (minilm.midtrain.midtrain), with made-up figures."""
+    probes = {k: {"accuracy": a, "n": 10} for k, a in
+              [("facts_seen", 0.9), ("addition_2digit", 0.95), ("subtraction_2digit", 0.2), ("addition_3digit", 0.1)]}
+    run = {"val_loss": 4.0, "val_bpb": 2.0, "probes": probes, "history": [{"step": 1, "loss": 4.0, "lr": 0.0}]}
+    call = "<|calc_start|>123+456<|calc_end|><|result_start|>579<|result_end|>"
+    return {"base": run, "runs": {"continue": run, "anneal": run}, "seconds": 12.0, "config": {"steps": 7},
+            "tools": [{"op": "+", "digits": 3, "with_tool": 0.75, "without_tool": 0.05, "called_tool": 1.0,
+                       "n": 10, "examples": [["123+456=", "579", call]]}]}
+
+
+def test_midtrain_prints_the_comparison_and_the_tool_table(monkeypatch, capsys):
+    import minilm.artifacts
+
+    seen = {}
+
+    def fake_artifact(budget, device=None):
+        seen["budget"] = budget
+        return None, None, _midtrain_summary()
+
+    monkeypatch.setattr(minilm.artifacts, "midtrain_artifact", fake_artifact)
+    main(["--budget", "smoke", "midtrain", "--steps", "7", "--lr", "0.002"])
+    out = capsys.readouterr().out
+    assert seen["budget"].midtrain.steps == 7 and seen["budget"].midtrain.lr == 0.002
+    assert "mid-trained model: " in out and "| held-out 2-digit subtraction | 20.0% | 20.0% | 20.0% |" in out
+    assert "| 3-digit addition | 5.0% | 75.0% | 100% |" in out and "123+456=<|calc_start|>123+456" in out
+
+
+@pytest.mark.parametrize("args, message", [(["--steps", "0"], "steps=0 is out of range"),
+                                           (["--lr", "-1"], "lr=-1.0 is out of range")])
+def test_midtrain_rejects_bad_settings_in_one_line(capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--budget", "smoke", "midtrain", *args])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err and err.count("\n") == 1

@@ -1,5 +1,7 @@
 """Budgets and config validation."""
 
+from dataclasses import replace
+
 import pytest
 
 from minilm.config import BUDGETS, Budget, ConfigError, TokenizerConfig, budget_name, check_range, get_budget, runs_dir
@@ -74,3 +76,34 @@ def test_check_range_accepts_floats_for_float_ranges():
 def test_runs_dir_follows_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("MINILM_RUNS", str(tmp_path))
     assert runs_dir() == tmp_path
+
+
+def test_midtrain_budgets_grow_and_keep_the_base_model_valid():
+    smoke, laptop, gpu = (BUDGETS[n].midtrain for n in ("smoke", "laptop", "gpu"))
+    assert smoke.steps < laptop.steps <= gpu.steps and smoke.probe_n < laptop.probe_n < gpu.probe_n
+    for budget in BUDGETS.values():
+        weights = budget.midtrain.weights()
+        assert sum(weights.values()) == pytest.approx(1.0) and weights["tool_arithmetic"] == budget.midtrain.tool_share
+        # Calculator results (up to 2 x tool_max_digits digits and two markers) fit in a training window.
+        assert budget.pretrain.seq_len > 2 * budget.midtrain.tool_max_digits + 2
+    with pytest.raises(ConfigError, match="tool_share"):
+        get_budget("smoke").with_overrides(midtrain=replace(smoke, tool_share=-0.1))
+
+
+def test_midtrain_settings_do_not_change_the_base_model_key():
+    from minilm.artifacts import base_model_path
+
+    smoke = get_budget("smoke")
+    changed = smoke.with_overrides(midtrain=replace(smoke.midtrain, steps=5, tool_share=0.1))
+    assert base_model_path(changed) == base_model_path(smoke)
+
+
+@pytest.mark.parametrize("name", list(BUDGETS))
+def test_every_budget_has_enough_held_out_problems_for_its_tool_probes(name):
+    from minilm.world import World
+
+    budget = BUDGETS[name]
+    world = World(budget.world)
+    for op in "+-":
+        for digits in budget.midtrain.tool_digits:
+            assert len(world.arithmetic_items(budget.midtrain.probe_n, op=op, digits=digits)) == budget.midtrain.probe_n

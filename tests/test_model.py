@@ -70,6 +70,38 @@ def test_kv_cache_prefill_and_steps_match_full_forward(name):
     assert torch.allclose(torch.cat(pieces, dim=1), full, atol=1e-5)
 
 
+@pytest.mark.parametrize("name", VARIANTS)
+def test_left_padded_rows_give_the_logits_each_row_has_alone(name):
+    """Prompts of lengths 5, 9 and 12 padded on the left to 12: with their padding counts, every real
+    position's logits equal the row run alone, full forward and through the cache (prefill, chunk, steps)."""
+    model = make(VARIANTS[name])
+    torch.manual_seed(1)
+    rows = [torch.randint(0, 300, (n,)) for n in (5, 9, 12)]
+    continuation = torch.randint(0, 300, (3, 8))
+    longest = max(len(r) for r in rows)
+    pad = torch.tensor([longest - len(r) for r in rows])
+    idx = torch.stack([torch.cat([torch.zeros(longest - len(r), dtype=torch.long), r]) for r in rows])
+    idx = torch.cat([idx, continuation], dim=1)  # (3, 20): padding, prompt, 8 more tokens
+    with torch.no_grad():
+        full, _ = model(idx, pad=pad)
+        cache = KVCache(model.config, batch_size=3, max_len=20)
+        pieces = [model(idx[:, :12], cache=cache, start=0, pad=pad)[0], model(idx[:, 12:15], cache=cache, start=12, pad=pad)[0]]
+        pieces += [model(idx[:, t : t + 1], cache=cache, start=t, pad=pad)[0] for t in range(15, 20)]
+        cached = torch.cat(pieces, dim=1)
+        for b, row in enumerate(rows):
+            alone, _ = model(torch.cat([row, continuation[b]])[None])
+            real = slice(int(pad[b]), None)
+            assert torch.allclose(full[b, real], alone[0], atol=1e-5), (full[b, real] - alone[0]).abs().max()
+            assert torch.allclose(cached[b, real], alone[0], atol=1e-5), (cached[b, real] - alone[0]).abs().max()
+    assert torch.isfinite(full).all() and torch.isfinite(cached).all()  # padding queries do not make NaNs
+
+
+def test_pad_needs_one_count_per_row():
+    model = make(VARIANTS["modern"])
+    with pytest.raises(ValueError, match=r"pad must hold one count per row, shape \(2,\)"):
+        model(torch.zeros(2, 4, dtype=torch.long), pad=torch.tensor([1, 0, 0]))
+
+
 def test_loss_is_cross_entropy_and_ignores_minus_one():
     model = make(VARIANTS["modern"])
     idx = torch.randint(0, 300, (2, 8))
@@ -134,6 +166,17 @@ def test_rope_preserves_norms_and_encodes_relative_position():
 def test_bad_configs_get_one_line_errors(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         GPTConfig.modern(**{**SMALL, **kwargs})
+
+
+def test_gelu_switch_chooses_the_exact_or_tanh_form():
+    x = torch.randn(3, 64)
+    for approximate, reference in (("tanh", torch.nn.GELU(approximate="tanh")), ("none", torch.nn.GELU())):
+        mlp = make(GPTConfig.gpt2(**SMALL, gelu_approximate=approximate)).blocks[0].mlp
+        expected = mlp.c_proj(reference(mlp.c_fc(x)))
+        torch.testing.assert_close(mlp(x), expected, rtol=0, atol=0)
+    assert GPTConfig.gpt2(**SMALL).gelu_approximate == "tanh"  # GPT-2's own form, for the Hugging Face match
+    with pytest.raises(ConfigError, match="gelu_approximate='fast' is not allowed"):
+        GPTConfig.gpt2(**SMALL, gelu_approximate="fast")
 
 
 def test_sequence_too_long_is_a_clear_error():

@@ -4,7 +4,7 @@ import pytest
 
 from minilm import probes
 from minilm.config import WorldConfig
-from minilm.world import ATTRIBUTES, CLOZE, World, is_heldout_problem
+from minilm.world import ATTRIBUTES, CLOZE, VALUES, World, is_heldout_problem
 
 
 @pytest.fixture(scope="module")
@@ -70,3 +70,88 @@ def test_arithmetic_scoring_reads_the_first_integer(world, monkeypatch):
 
 def test_chance_is_the_mean_of_one_over_the_number_of_values():
     assert 0.02 < probes.fact_chance() < 0.05
+
+
+# -- prompting styles (chapter 06) ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("task", list(probes.PROMPT_TASKS))
+def test_every_style_asks_the_same_questions(world, task):
+    by_style = {style: probes.styled_prompts(world, task, style, n=12) for style in probes.PROMPT_STYLES}
+    items = [item for _, item in by_style["zero-shot"]]
+    assert len(items) == 12 and all([i for _, i in rows] == items for rows in by_style.values())
+    for (question_prompt, item), (cot_prompt, _), (few_prompt, _), (zero_prompt, _) in zip(
+            by_style["zero-shot question"], by_style["few-shot CoT"], by_style["few-shot"], by_style["zero-shot"]):
+        assert question_prompt == f"Q: {item.question}\nA:"
+        assert cot_prompt.endswith("\n\n" + question_prompt) and cot_prompt.count("Answer:") == 1
+        assert few_prompt.endswith(zero_prompt) and len(few_prompt) > len(zero_prompt)
+        if task == "facts":
+            assert zero_prompt == item.meta["cloze"] and item.meta["name"] not in cot_prompt[: -len(question_prompt)]
+        else:
+            a, op, b = item.meta["a"], item.meta["op"], item.meta["b"]
+            assert zero_prompt == f"{a} {op} {b} =" and is_heldout_problem(a, op, b)
+
+
+def test_worked_examples_are_right_and_from_the_training_side(world):
+    from minilm.world import final_answer
+
+    for prompt, _ in probes.styled_prompts(world, "addition_3digit", "few-shot CoT", n=20, shots=2):
+        examples = prompt.split("\n\n")[:-1]
+        assert len(examples) == 2
+        for example in examples:
+            a, _, b = example.split("?")[0].removeprefix("Q: What is ").split()
+            assert not is_heldout_problem(int(a), "+", int(b)) and final_answer(example) == str(int(a) + int(b))
+
+
+def test_fact_solutions_state_the_fact_then_answer(world):
+    person = world.people[0]
+    for attribute in ATTRIBUTES:
+        solution = probes.fact_solution(person, attribute)
+        assert solution.startswith(CLOZE[attribute].format(name=person.name))
+        assert solution.endswith(f"Answer: {person.value(attribute)}")
+
+
+def test_probe_styles_scores_worked_and_short_answers(world, monkeypatch):
+    stops = []
+
+    def answers(right):
+        def complete(model, tokenizer, prompts, max_new_tokens, stop):
+            stops.append(stop)
+            out = []
+            for prompt in prompts:
+                item = gold[prompt]
+                answer = item.answer if right else wrong(item)
+                worked = f"{item.solution.rsplit('Answer:', 1)[0]}Answer: {answer}" if item.kind != "fact" else \
+                    f"{item.meta['cloze']} {answer}. Answer: {answer}"
+                out.append(f" {worked}" if prompt.endswith("A:") else f" {answer}")
+            return out
+        return complete
+
+    def wrong(item):
+        if item.kind == "fact":
+            return next(v for v in VALUES[item.meta["attribute"]] if v != item.answer)
+        return str(int(item.answer) + 1)
+
+    gold = {p: item for task in ("addition_2digit", "facts") for style in probes.PROMPT_STYLES
+            for p, item in probes.styled_prompts(world, task, style, n=8)}
+
+    class Tok:
+        def encode(self, text):
+            return text.split()
+
+    for right, expected in ((True, 1.0), (False, 0.0)):
+        monkeypatch.setattr(probes, "complete", answers(right))
+        results = probes.probe_styles(None, Tok(), world, tasks=("addition_2digit", "facts"), n=8)
+        assert {s: r["accuracy"] for s, r in results["facts"].items()} == dict.fromkeys(probes.PROMPT_STYLES, expected)
+        assert {s: r["accuracy"] for s, r in results["addition_2digit"].items()} == dict.fromkeys(probes.PROMPT_STYLES, expected)
+    assert stops[:8] == ["\n"] * 4 + ["\n", ".", ".", "\n"]  # a fact written as a sentence ends at its full stop
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(task="division", style="few-shot"), "task='division'"),
+    (dict(task="facts", style="one-shot"), "style='one-shot'"),
+    (dict(task="facts", style="zero-shot", shots=2), "shows no examples"),
+])
+def test_bad_prompting_arguments_are_named(world, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        probes.styled_prompts(world, **kwargs)

@@ -73,9 +73,10 @@ def test_training_learns_the_pattern():
     assert last["val_loss"] < math.log(64) / 2 and result.tokens == 60 * 8 * 16
 
 
-def test_resume_is_exact(tmp_path):
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_resume_is_exact(tmp_path, optimizer):
     cfg = TrainConfig(steps=20, batch_size=4, seq_len=16, grad_accum=2, lr=5e-3, warmup_steps=3, eval_every=0,
-                      checkpoint_every=0)
+                      checkpoint_every=0, optimizer=optimizer)
     straight = train(model(), TOKENS, cfg, progress=False, log_every=1)
     path = tmp_path / "ckpt.pt"
     first = train(model(), TOKENS, cfg, checkpoint=path, progress=False, log_every=1, stop_at=10)
@@ -94,6 +95,14 @@ def test_checkpoint_errors(tmp_path):
     other = GPT(CONFIG.with_overrides(n_layer=3))
     with pytest.raises(CheckpointError, match="n_layer=2 in the file, 3 here"):
         load_checkpoint(path, other)
+    # A file written before a GPTConfig field existed loads when the model uses that field's default.
+    state = torch.load(path, weights_only=True)
+    del state["model_config"]["gelu_approximate"]
+    older = tmp_path / "older.pt"
+    torch.save(state, older)
+    assert load_checkpoint(older, model())["step"] == 5
+    with pytest.raises(CheckpointError, match="gelu_approximate='tanh' in the file, 'none' here"):
+        load_checkpoint(older, GPT(CONFIG.with_overrides(gelu_approximate="none")))
     truncated = tmp_path / "t.pt"
     truncated.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(CheckpointError, match="truncated or corrupted"):
@@ -104,11 +113,53 @@ def test_checkpoint_errors(tmp_path):
         load_checkpoint(foreign)
 
 
+def test_muon_trains_the_block_matrices_and_adamw_the_rest():
+    from minilm.muon import MuonAdamW
+    from minilm.train import make_optimizer
+
+    m = model()
+    optimizer = make_optimizer(m, TrainConfig(optimizer="muon", lr=1e-2, muon_lr=0.05))
+    assert isinstance(optimizer, MuonAdamW)
+    muon_ids = {id(p) for g in optimizer.muon.param_groups for p in g["params"]}
+    expected = {id(p) for n, p in m.named_parameters() if n.startswith("blocks.") and p.dim() == 2}
+    assert muon_ids == expected and id(m.wte.weight) not in muon_ids
+    assert optimizer.muon.param_groups[0]["lr_scale"] == pytest.approx(5.0)
+    cfg = TrainConfig(steps=60, batch_size=8, seq_len=16, lr=1e-2, muon_lr=0.05, warmup_steps=5, eval_every=0,
+                      optimizer="muon")
+    result = train(m, TOKENS, cfg, progress=False)
+    assert result.history[-1]["loss"] < result.history[0]["loss"] * 0.5
+
+
+def test_muon_update_is_close_to_the_orthogonal_factor():
+    from minilm.muon import Muon, orthogonalize
+
+    g = torch.randn(24, 64, generator=torch.Generator().manual_seed(1))
+    u, _, vh = torch.linalg.svd(g, full_matrices=False)
+    approx = orthogonalize(g)
+    cosine = (approx * (u @ vh)).sum() / (approx.norm() * (u @ vh).norm())
+    assert cosine > 0.95 and orthogonalize(g.T).shape == (64, 24)
+    with pytest.raises(ValueError, match="2-D"):
+        orthogonalize(torch.zeros(3))
+    with pytest.raises(ValueError, match="2-D weight matrices only"):
+        Muon([torch.nn.Parameter(torch.zeros(4))])
+
+
+def test_a_checkpoint_from_another_optimizer_is_a_clear_error(tmp_path):
+    path = tmp_path / "adamw.pt"
+    cfg = TrainConfig(steps=2, batch_size=2, seq_len=8, eval_every=0)
+    train(model(), TOKENS, cfg, checkpoint=path, progress=False)
+    muon_cfg = TrainConfig(steps=4, batch_size=2, seq_len=8, eval_every=0, optimizer="muon")
+    with pytest.raises(CheckpointError, match="does not fit this optimizer"):
+        train(model(), TOKENS, muon_cfg, checkpoint=path, resume=True, progress=False)
+
+
 def test_bad_train_config():
     with pytest.raises(ConfigError, match="schedule='linear' is not allowed"):
         TrainConfig(schedule="linear")
     with pytest.raises(ConfigError, match="steps=0 is out of range"):
         TrainConfig(steps=0)
+    with pytest.raises(ConfigError, match="optimizer='sgd' is not allowed"):
+        TrainConfig(optimizer="sgd")
 
 
 def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path):

@@ -1,0 +1,119 @@
+"""Muon: momentum, then orthogonalize the update of each weight matrix (Jordan et al. 2024).
+
+Adam scales every coordinate of the update separately. Muon treats a weight matrix as a matrix: it
+takes the momentum of the gradient, G, and replaces it by the nearest semi-orthogonal matrix
+U V^T (from G = U S V^T), so that every direction the update moves in gets the same step size.
+Rare directions are then not drowned out by the few dominant ones. The SVD is too slow to take
+at every step, so a few Newton-Schulz iterations approximate it with matrix products only.
+
+Muon is meant for the matrices inside the transformer blocks; embeddings, the output head, norms
+and biases keep AdamW (``MuonAdamW`` holds both). It was found to train GPT-2-sized models in
+fewer steps than AdamW (the modded-nanoGPT speedruns; Jordan et al., "Muon: An optimizer for
+hidden layers in neural networks", 2024; Liu et al., "Muon is scalable for LLM training", 2025).
+
+>>> x = orthogonalize(torch.randn(16, 48, generator=torch.Generator().manual_seed(0)))
+>>> s = torch.linalg.svdvals(x)
+>>> bool(s.min() > 0.5 and s.max() < 1.3)  # all singular values near 1
+True
+"""
+
+from __future__ import annotations
+
+import torch
+
+# Coefficients of the quintic iteration x <- a x + b x^3 + c x^5 (on singular values), chosen to
+# push every singular value in (0, 1] towards ~1 quickly (Jordan et al.); convergence to exactly 1
+# is not needed, only a fast rise of the small ones.
+NEWTON_SCHULZ_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
+
+
+def orthogonalize(matrix: torch.Tensor, steps: int = 5, eps: float = 1e-7) -> torch.Tensor:
+    """An approximation of U V^T for ``matrix = U S V^T``, by Newton-Schulz iteration.
+
+    Works on the wide orientation (rows <= columns) so the Gram matrix X X^T is the small one.
+    """
+    if matrix.dim() != 2:
+        raise ValueError(f"orthogonalize needs a 2-D matrix, got shape {tuple(matrix.shape)}")
+    a, b, c = NEWTON_SCHULZ_COEFFICIENTS
+    x = matrix.float()
+    tall = x.size(0) > x.size(1)
+    if tall:
+        x = x.T
+    x = x / (x.norm() + eps)  # the Frobenius norm bounds the top singular value: all now <= 1
+    for _ in range(steps):
+        gram = x @ x.T
+        x = a * x + (b * gram + c * gram @ gram) @ x
+    return (x.T if tall else x).to(matrix.dtype)
+
+
+class Muon(torch.optim.Optimizer):
+    """SGD with (Nesterov) momentum whose update is orthogonalized, for 2-D parameters only.
+
+    The update is scaled by sqrt(max(1, rows / columns)) so tall and wide matrices move their
+    outputs by similar amounts. Weight decay is decoupled, as in AdamW.
+    """
+
+    def __init__(self, params, lr: float = 0.02, momentum: float = 0.95, nesterov: bool = True,
+                 ns_steps: int = 5, weight_decay: float = 0.0):
+        if lr < 0 or not 0 <= momentum < 1 or ns_steps < 1 or weight_decay < 0:
+            raise ValueError(f"Muon: bad settings lr={lr}, momentum={momentum}, ns_steps={ns_steps}, "
+                             f"weight_decay={weight_decay}")
+        defaults = dict(lr=lr, momentum=momentum, nesterov=nesterov, ns_steps=ns_steps, weight_decay=weight_decay)
+        super().__init__(params, defaults)
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.dim() != 2:
+                    raise ValueError(f"Muon updates 2-D weight matrices only; got a parameter of shape {tuple(p.shape)}")
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            lr, momentum, decay = group["lr"], group["momentum"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = torch.zeros_like(p)
+                buffer = state["momentum_buffer"]
+                buffer.lerp_(p.grad, 1 - momentum)  # exponential moving average of gradients
+                direction = p.grad.lerp(buffer, momentum) if group["nesterov"] else buffer
+                update = orthogonalize(direction, group["ns_steps"])
+                if decay:
+                    p.mul_(1 - lr * decay)
+                p.add_(update, alpha=-lr * max(1.0, p.size(0) / p.size(1)) ** 0.5)
+        return loss
+
+
+class MuonAdamW:
+    """Muon for some parameters, AdamW for the rest, behind one optimizer interface.
+
+    ``param_groups`` lists both optimizers' groups (the training loop sets each group's ``lr``
+    from the schedule, times the group's ``lr_scale``), and ``state_dict`` holds both, so
+    checkpoints and exact resumption work as with one optimizer.
+    """
+
+    def __init__(self, muon: Muon, adamw: torch.optim.Optimizer):
+        self.muon, self.adamw = muon, adamw
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return self.muon.param_groups + self.adamw.param_groups
+
+    def step(self) -> None:
+        self.muon.step()
+        self.adamw.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.muon.zero_grad(set_to_none=set_to_none)
+        self.adamw.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict:
+        return {"muon": self.muon.state_dict(), "adamw": self.adamw.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if set(state) != {"muon", "adamw"}:
+            raise ValueError("this optimizer state was not saved by MuonAdamW (a checkpoint from an AdamW run?)")
+        self.muon.load_state_dict(state["muon"])
+        self.adamw.load_state_dict(state["adamw"])
