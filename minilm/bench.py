@@ -94,7 +94,7 @@ def bench_pretrain(config: str = "best", seconds: float = 90.0, device: str | No
     import torch
 
     from .corpus import shakespeare_texts
-    from .device import best_device, mfu
+    from .device import best_device, device_name, mfu
     from .model import GPT, GPTConfig
     from .train import TrainConfig, evaluate, token_byte_lengths, train
 
@@ -134,7 +134,7 @@ def bench_pretrain(config: str = "best", seconds: float = 90.0, device: str | No
         "tokens_per_s": round(result.tokens_per_s),
         "val_bpb": round(final["bpb"], 3),
         "mfu": mfu(model.flops_per_token(c["seq_len"], unembedding=True), result.tokens_per_s, device),
-        "device": device if device == "cpu" else torch.cuda.get_device_name(0) if device.startswith("cuda") else device,
+        "device": device_name(device),
     }
 
 
@@ -202,7 +202,7 @@ def bench_generate(budget: str | None = None, new_tokens: int = 512, batch_size:
 
     from .artifacts import base_model_artifact
     from .config import get_budget
-    from .device import best_device
+    from .device import best_device, device_name
     from .pretrain import load_tokens
     from .quantize import quantize_model, quantized_layer_bytes
     from .train import evaluate, token_byte_lengths
@@ -257,7 +257,7 @@ def bench_generate(budget: str | None = None, new_tokens: int = 512, batch_size:
                    "timing_block_size": timing_model.config.block_size, "tokens_in_block": in_block,
                    "eval_tokens": min(n_eval, len(val_tokens)), "params": model.num_params(),
                    "threads": torch.get_num_threads()},
-        "device": device if device == "cpu" else torch.cuda.get_device_name(0) if device.startswith("cuda") else device,
+        "device": device_name(device),
     }
 
 

@@ -48,6 +48,19 @@ PEAK_BF16_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e1
                    "RTX 4090": 165e12, "RTX 3090": 71e12}
 
 
+def device_name(device: str) -> str:
+    """What a benchmark reports as its device: the card's name for a CUDA device, else the device.
+
+    >>> device_name("cpu")
+    'cpu'
+    """
+    import torch
+
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    return str(device)
+
+
 def peak_flops(device: str = "cuda") -> float | None:
     """The GPU's peak dense bf16 FLOP/s if we know the card, else None (CPUs: no MFU reported).
 
