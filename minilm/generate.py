@@ -256,11 +256,11 @@ def _decode_steps(model, prompts, max_new_tokens, temperature, top_k, top_p, min
             length = ids.shape[1]
             if cache is not None and length <= block:
                 new = ids if step == 0 else ids[:, -1:]  # prefill the prompt, then one token at a time
-                logits, _ = model(new, cache=cache, start=length - new.shape[1], pad=pad)
+                logits, _ = model(new, cache=cache, start=length - new.shape[1], pad=pad, last_only=True)
             else:
                 window = ids[:, -block:]
                 cut = length - window.shape[1]
-                logits, _ = model(window, pad=None if pad is None else (pad - cut).clamp(min=0))
+                logits, _ = model(window, pad=None if pad is None else (pad - cut).clamp(min=0), last_only=True)
             sampled = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator, min_p).tolist()
             step_tokens: list[int | None] = []
             for row, token in enumerate(sampled):

@@ -125,8 +125,12 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Normalise in float32: in bf16 the mean of squares loses too many digits.
-        normed = x.float() * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + self.eps)
+        # Normalise in float32 (in bf16 the mean of squares loses too many digits). PyTorch's fused
+        # kernel computes x * rsqrt(mean(x^2) + eps) in one op: at batch 1 a decode step is
+        # bounded by per-op overhead, and the three-op form costs twice as much.
+        if x.dtype == torch.float32:
+            return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
+        normed = F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps)
         return normed.type_as(x) * self.weight
 
 
@@ -154,8 +158,10 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     half = x.shape[-1] // 2
     x1, x2 = x[..., :half], x[..., half:]
     per_row = cos.dim() == 3
-    cos = (cos[:, None] if per_row else cos[None, None]).to(x.dtype)  # broadcast over heads
-    sin = (sin[:, None] if per_row else sin[None, None]).to(x.dtype)
+    if cos.dtype != x.dtype:
+        cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    if per_row:  # (B, T, D/2) -> (B, 1, T, D/2): broadcast over heads; (T, D/2) broadcasts as it is
+        cos, sin = cos[:, None], sin[:, None]
     return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
 
 
@@ -227,12 +233,11 @@ class Attention(nn.Module):
     def forward(self, x, rope=None, cache: KVCache | None = None, start: int = 0, pad: torch.Tensor | None = None):
         B, T, _ = x.shape
         hd, heads, kv = self.config.head_dim, self.config.n_head, self.config.kv_heads
-        q, k, v = self.c_attn(x).split([heads * hd, kv * hd, kv * hd], dim=-1)
-        q = q.view(B, T, heads, hd).transpose(1, 2)  # (B, H, T, D)
-        k = k.view(B, T, kv, hd).transpose(1, 2)
+        qk, v = self.c_attn(x).split([(heads + kv) * hd, kv * hd], dim=-1)
+        qk = qk.view(B, T, heads + kv, hd).transpose(1, 2)  # (B, H + H_kv, T, D): query heads, then key heads
         v = v.view(B, T, kv, hd).transpose(1, 2)
         if self.q_norm is not None:
-            q, k = self.q_norm(q), self.k_norm(k)
+            qk = torch.cat((self.q_norm(qk[:, :heads]), self.k_norm(qk[:, heads:])), dim=1)
         if rope is not None:
             cos, sin = rope
             if pad is None:
@@ -240,7 +245,8 @@ class Attention(nn.Module):
             else:  # each row's positions count from its first real token
                 positions = row_positions(pad, start, T)
                 cos, sin = cos[positions], sin[positions]
-            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+            qk = apply_rope(qk, cos, sin)  # queries and keys rotate by the same angles: one call for both
+        q, k = qk[:, :heads], qk[:, heads:]
         if cache is not None:
             k, v = cache.update(self.layer, start, k, v)
         total = k.shape[2]
@@ -248,6 +254,8 @@ class Attention(nn.Module):
             mask, causal = padded_causal_mask(pad, start, T, total), False
         elif total == T:  # no earlier positions: the usual causal mask
             mask, causal = None, True
+        elif T == 1:  # one new query (a decode step) sees every key so far: no mask to build
+            mask, causal = None, False
         else:  # new queries at positions start..start+T-1 see every key up to their own position
             mask = torch.ones(T, total, dtype=torch.bool, device=x.device).tril(diagonal=total - T)
             causal = False
@@ -325,13 +333,16 @@ class GPT(nn.Module):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
-                cache: KVCache | None = None, start: int = 0, pad: torch.Tensor | None = None):
+                cache: KVCache | None = None, start: int = 0, pad: torch.Tensor | None = None,
+                last_only: bool = False):
         """Logits (B, T, vocab) for token ids (B, T) at positions start..start+T-1, and the mean
         cross-entropy against ``targets`` when given (target -1 = ignored position).
 
         ``pad`` (B,) says how many slots at the start of each row are left padding (batches of
         prompts of different lengths): those slots are hidden from attention and each row's
         positions count from its first real token, so a row's logits are those it has alone.
+        ``last_only`` returns the logits of the last position only, (B, 1, vocab): all that
+        sampling needs, and it spares the unembedding of every earlier position.
         """
         B, T = idx.shape
         if start + T > self.config.block_size:
@@ -346,6 +357,10 @@ class GPT(nn.Module):
         rope = (self.rope_cos, self.rope_sin) if self.config.position == "rope" else None
         for block in self.blocks:
             x = block(x, rope, cache, start, pad)
+        if last_only:
+            if targets is not None:
+                raise ValueError("last_only=True gives no loss: the targets need every position's logits")
+            x = x[:, -1:]
         logits = self.lm_head(self.ln_f(x))
         loss = None
         if targets is not None:

@@ -215,7 +215,7 @@ class ScriptedModel(torch.nn.Module):
         self.weight = torch.nn.Parameter(torch.zeros(1))  # the engine reads device and dtype from it
         self.scripts, self.fed, self.rows = scripts, [], None
 
-    def forward(self, idx, targets=None, cache=None, start=0, pad=None):
+    def forward(self, idx, targets=None, cache=None, start=0, pad=None, last_only=False):
         if self.rows is None:  # the prefill: which script each row follows
             self.rows = [self.scripts[int(last)] for last in idx[:, -1]]
         else:
@@ -224,7 +224,7 @@ class ScriptedModel(torch.nn.Module):
         logits = torch.zeros(*idx.shape, self.config.vocab_size)
         for row, script in enumerate(self.rows):
             logits[row, -1, script[min(step, len(script) - 1)]] = 10.0
-        return logits, None
+        return (logits[:, -1:] if last_only else logits), None
 
 
 def _ids(tokenizer, text):

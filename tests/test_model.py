@@ -145,6 +145,28 @@ def test_rmsnorm_matches_torch():
     assert torch.allclose(ours(x), reference(x), atol=1e-6)
 
 
+def test_rmsnorm_normalises_bf16_inputs_in_float32():
+    x = (torch.randn(4, 16) * 30).to(torch.bfloat16)
+    norm = RMSNorm(16)
+    with torch.no_grad():
+        norm.weight.uniform_()
+    by_hand = x.float() * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + 1e-5)
+    assert torch.equal(norm(x), by_hand.to(torch.bfloat16) * norm.weight)
+
+
+@pytest.mark.parametrize("name", ["gpt2", "modern-gqa"])
+def test_last_only_gives_the_last_positions_logits(name):
+    model = make(VARIANTS[name])
+    idx = torch.randint(0, 300, (3, 12))
+    with torch.no_grad():
+        full, _ = model(idx)
+        last, loss = model(idx, last_only=True)
+    assert last.shape == (3, 1, 300) and loss is None
+    assert torch.allclose(last, full[:, -1:], atol=1e-6)
+    with pytest.raises(ValueError, match="last_only"):
+        model(idx, targets=idx, last_only=True)
+
+
 def test_rope_preserves_norms_and_encodes_relative_position():
     cos, sin = rope_tables(16, 64)
     q, k = torch.randn(1, 1, 1, 16), torch.randn(1, 1, 1, 16)
