@@ -141,3 +141,67 @@ def midtrain_artifact(budget: Budget | str | None = None, progress: bool = True,
     else:
         model = load_model(path)
     return model, tokenizer_artifact(budget, progress=progress), json.loads(summary_path.read_text())
+
+
+# Bump when SFT changes what its model holds or how it is trained.
+SFT_VERSION = 1
+
+
+def sft_model_path(budget: Budget) -> Path:
+    """Keyed by the mid-trained model it starts from and the SFT settings."""
+    key = _key(midtrain=midtrain_model_path(budget).name, sft=repr(budget.sft), version=SFT_VERSION)
+    return artifact_dir(budget) / f"sft-{key}.pt"
+
+
+def sft_artifact(budget: Budget | str | None = None, progress: bool = True, device: str | None = None):
+    """The budget's chat model (supervised fine-tuning of the mid-trained model): ``(model, tokenizer, summary)``.
+
+    Built from the mid-trained model (itself built if missing) the first time. Training writes
+    ``sft-<key>.partial.pt`` as it goes (an interrupted build resumes from it) and renames it to
+    ``sft-<key>.pt`` with a ``.json`` summary (data, history, evaluation before and after) when done.
+    """
+    from .sft import save_summary, sft
+
+    budget = budget if isinstance(budget, Budget) else get_budget(budget)
+    path = sft_model_path(budget)
+    summary_path = path.with_suffix(".json")
+    if not (path.exists() and summary_path.exists()):
+        partial = path.with_suffix(".partial.pt")
+        model, summary = sft(budget, checkpoint=partial, device=device, progress=progress)
+        save_summary(summary_path.with_suffix(".partial.json"), summary)
+        partial.replace(path)
+        summary_path.with_suffix(".partial.json").replace(summary_path)
+    else:
+        model = load_model(path)
+    return model, tokenizer_artifact(budget, progress=progress), json.loads(summary_path.read_text())
+
+
+# Bump when chapter 08's ablations (minilm.sft_ablations) change what they run or record.
+SFT_ABLATIONS_VERSION = 1
+
+
+def sft_ablations_path(budget: Budget) -> Path:
+    """Keyed by the mid-trained model the runs start from, every SFT setting (the ablation ones
+    included) and the world."""
+    from dataclasses import asdict
+
+    key = _key(midtrain=midtrain_model_path(budget).name, sft=repr(sorted(asdict(budget.sft).items())),
+               world=repr(budget.world), sft_version=SFT_VERSION, version=SFT_ABLATIONS_VERSION)
+    return artifact_dir(budget) / f"sft-ablations-{key}.json"
+
+
+def sft_ablations_artifact(budget: Budget | str | None = None, progress: bool = True,
+                           device: str | None = None) -> dict:
+    """Chapter 08's four SFT studies (:func:`minilm.sft_ablations.sft_ablations`): their results, run the
+    first time (about a dozen short SFT runs, from the mid-trained model, itself built if missing)
+    and saved as ``sft-ablations-<key>.json`` (written atomically when all are done); loaded after."""
+    from .files import atomic_write_text
+    from .sft_ablations import sft_ablations
+
+    budget = budget if isinstance(budget, Budget) else get_budget(budget)
+    path = sft_ablations_path(budget)
+    if not path.exists():
+        results = sft_ablations(budget, progress=progress, device=device)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(results, indent=1))
+    return json.loads(path.read_text())

@@ -7,9 +7,12 @@
     minilm data build                       clean, dedup, filter, mix and shard the pretraining data
     minilm pretrain                         train (or load) the budget's base model, print its probes
     minilm eval                             probe the base model: facts it knows, sums it can do
+    minilm eval CHECKPOINT                  chat eval suite of a model: accuracy per category, JSON beside it
     minilm sample "ROMEO."                  continue a prompt with the base model
     minilm midtrain                         anneal the base model and teach it the calculator; compare
+    minilm sft                              fine-tune the mid-trained model on conversations; eval before/after
     minilm generate "23 + 45 =" --tools     stream a continuation (sampling flags, calculator calls)
+    minilm chat                             talk to the SFT model in the terminal (streaming, calculator)
     minilm pipeline                         run every stage at the budget, write a report
     minilm bench pretrain --config baby     one JSON line of measured figures (also: tokenizer, dedup, generate)
     minilm check 01                         test your exercise file for chapter 01
@@ -169,15 +172,69 @@ def _cmd_midtrain(args) -> None:
     print(f"built in {summary['seconds']:.0f} s (each run {summary['config']['steps']} steps)")
 
 
+def _cmd_sft(args) -> None:
+    from dataclasses import replace
+
+    from .artifacts import sft_artifact, sft_model_path
+    from .course import markdown_table
+    from .eval import format_eval_table
+    from .sft import DATA_COLUMNS, data_rows
+
+    budget = get_budget(args.budget)
+    changes = {k: getattr(args, k) for k in ("steps", "lr") if getattr(args, k, None) is not None}
+    if args.steps is not None and args.steps >= 1:  # a short run gets a short warmup
+        changes["warmup_steps"] = min(budget.sft.warmup_steps, args.steps - 1)
+    if args.chat_data is not None:
+        changes["chat_dataset"] = args.chat_data
+        changes["chat_conversations"] = args.chat_limit if args.chat_limit is not None else 1000
+    elif args.chat_limit is not None:
+        raise ValueError("--chat-limit needs --chat-data (a data set name, folder or JSON file)")
+    if changes:
+        budget = budget.with_overrides(sft=replace(budget.sft, **changes))
+    print(f"chat model: {sft_model_path(budget)}")
+    _, _, summary = sft_artifact(budget, device=args.device)
+    print(markdown_table(DATA_COLUMNS, data_rows(summary)))
+    data = summary["data"]
+    print(f"\n{data['conversations']} conversations in {data['rows']} rows of {data['seq_len'] + 1} tokens "
+          f"({data['fill']:.0%} full, {data['dropped']} dropped, {data['truncated']} truncated)\n")
+    print(format_eval_table({"mid-trained": summary["eval"]["before"], "SFT": summary["eval"]["after"]}))
+    identity = summary["identity"]
+    print(f"\nnames itself minilm: {identity['before']['rate']:.0%} before, {identity['after']['rate']:.0%} after "
+          f"(new wordings of 'who are you')")
+    print(f"built in {summary['seconds']:.0f} s ({summary['config']['steps']} steps in {summary['train_seconds']:.0f} s)")
+
+
 def _cmd_eval(args) -> None:
     from .artifacts import base_model_artifact
     from .probes import probe_base_model
     from .world import World
 
     budget = get_budget(args.budget)
+    if args.checkpoint is not None:
+        _eval_checkpoint(args, budget)
+        return
+    chat_flags = [f"--{k.replace('_', '-')}" for k in ("samples", "temperature", "max_new_tokens")
+                  if getattr(args, k) is not None]
+    if chat_flags:
+        raise ValueError(f"{', '.join(chat_flags)} belong to the chat eval: give a CHECKPOINT (minilm eval PATH.pt)")
     model, tokenizer, _ = base_model_artifact(budget)
-    probes = probe_base_model(model, tokenizer, World(budget.world), n=args.n)
+    probes = probe_base_model(model, tokenizer, World(budget.world), n=200 if args.n is None else args.n)
     print(json.dumps({name: {k: v for k, v in p.items() if k != "examples"} for name, p in probes.items()}))
+
+
+def _eval_checkpoint(args, budget) -> None:
+    """`minilm eval CHECKPOINT`: the chat harness (minilm.eval) on a saved model; table and JSON."""
+    from .eval import eval_checkpoint, eval_path, format_eval_table
+
+    samples = 1 if args.samples is None else args.samples
+    temperature = 0.0 if args.temperature is None else args.temperature
+    results = eval_checkpoint(args.checkpoint, budget, n=50 if args.n is None else args.n, samples=samples,
+                              temperature=temperature, progress=True,
+                              max_new_tokens=48 if args.max_new_tokens is None else args.max_new_tokens)
+    print(format_eval_table({Path(args.checkpoint).stem: results}))
+    print(f"\nhallucination rate {results['hallucination_rate']:.0%}, false refusals "
+          f"{results['false_refusal_rate']:.0%}, {results['seconds']:.0f} s")
+    print(f"results: {eval_path(args.checkpoint)}")
 
 
 def _base_model(args, build: bool = True):
@@ -214,6 +271,23 @@ def _cmd_generate(args) -> None:
                         tools=args.tools, seed=args.seed, **sampling):
         print(piece, end="", flush=True)
     print()
+
+
+def _cmd_chat(args) -> None:
+    from .chat import Chat, chat_loop, default_max_new_tokens, load_chat_model
+    from .generate import check_sampling
+
+    sampling = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p)
+    check_sampling(**sampling)  # before loading anything
+    budget = get_budget(args.budget)
+    model, tokenizer, path = load_chat_model(budget, args.checkpoint)
+    chat = Chat(model, tokenizer, system=args.system, max_new_tokens=args.max_new_tokens, seed=args.seed,
+                tools=not args.no_tools, **sampling)
+    block = model.config.block_size
+    print(f"minilm chat: {path.name} ({budget.name} budget), a {block}-token window, replies up to "
+          f"{chat.max_new_tokens} tokens (default {default_max_new_tokens(block)}), calculator "
+          f"{'off' if args.no_tools else 'on'}. /reset starts over, /quit or Ctrl-D ends.")
+    chat_loop(chat, sys.stdin, sys.stdout)
 
 
 def _cmd_check(args) -> None:
@@ -272,8 +346,13 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
     pre.set_defaults(func=_cmd_pretrain)
 
-    ev = sub.add_parser("eval", help="probe the base model (facts, arithmetic) and print one JSON line")
-    ev.add_argument("-n", type=int, default=200, help="problems per probe")
+    ev = sub.add_parser("eval", help="chat eval of a checkpoint (table + JSON); without one, probe the base model")
+    ev.add_argument("checkpoint", nargs="?", help="a chat model checkpoint (.pt): run the eval suite of minilm.eval "
+                    "and save <name>.eval.json next to it; without it, probe the base model (one JSON line)")
+    ev.add_argument("-n", "--n", type=int, help="questions per category (default 50), or problems per probe (200)")
+    ev.add_argument("--samples", type=int, help="replies per question for pass@k (needs --temperature > 0)")
+    ev.add_argument("--temperature", type=float, help="sampling temperature (default 0: greedy)")
+    ev.add_argument("--max-new-tokens", type=int, help="longest reply in tokens (default 48)")
     ev.set_defaults(func=_cmd_eval)
 
     mid = sub.add_parser("midtrain", help="mid-train (or load) the base model: annealing and calculator calls")
@@ -281,6 +360,15 @@ def build_parser() -> argparse.ArgumentParser:
     mid.add_argument("--lr", type=float, help="learning rate after warmup, decayed linearly to zero")
     mid.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
     mid.set_defaults(func=_cmd_midtrain)
+
+    sft = sub.add_parser("sft", help="fine-tune (or load) the mid-trained model on conversations; eval before/after")
+    sft.add_argument("--steps", type=int, help="optimizer steps (default: the budget's)")
+    sft.add_argument("--lr", type=float, help="learning rate after warmup, decayed linearly to zero")
+    sft.add_argument("--chat-data", help="also train on a real chat data set: a Hugging Face name (online), a "
+                     "save_to_disk folder or a JSON/JSONL file")
+    sft.add_argument("--chat-limit", type=int, help="conversations to take from --chat-data (default 1000)")
+    sft.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
+    sft.set_defaults(func=_cmd_sft)
 
     sample = sub.add_parser("sample", help="continue a prompt with the base model")
     sample.add_argument("prompt")
@@ -302,6 +390,19 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--stop", help="stop before this string (e.g. a newline: $'\\n')")
     gen.add_argument("--tools", action="store_true", help="answer the model's <|calc_start|>...<|calc_end|> calls")
     gen.set_defaults(func=_cmd_generate)
+
+    chat = sub.add_parser("chat", help="chat with the SFT model in the terminal (lines from stdin, streamed replies)")
+    chat.add_argument("--checkpoint", help="chat with this checkpoint (.pt) and the budget's tokenizer "
+                      "(default: the budget's SFT model from `minilm sft`)")
+    chat.add_argument("--system", help="a system message that starts the conversation")
+    chat.add_argument("--max-new-tokens", type=int, help="longest reply in tokens (default: min(48, window/2))")
+    chat.add_argument("--temperature", type=float, default=0.6, help="0 = greedy (default 0.6)")
+    chat.add_argument("--top-k", type=int, default=50, help="keep the k most likely tokens (default 50)")
+    chat.add_argument("--top-p", type=float, help="keep the smallest set of tokens whose probability reaches p")
+    chat.add_argument("--min-p", type=float, help="keep tokens at least min-p times as likely as the top one")
+    chat.add_argument("--seed", type=int, default=0, help="random seed of the first reply, +1 per reply (default 0)")
+    chat.add_argument("--no-tools", action="store_true", help="do not answer the model's calculator calls")
+    chat.set_defaults(func=_cmd_chat)
 
     pipe = sub.add_parser("pipeline", help="run every stage in order and write a report")
     pipe.add_argument("--out", help="run directory (default: runs/pipeline-<budget>)")

@@ -368,8 +368,32 @@ def stream(model, tokenizer, prompt: str, max_new_tokens: int = 64, stop: str | 
     return _text_pieces(tokenizer, steps, stop)
 
 
+class TextDecoder:
+    """Token ids in, text out as soon as it is whole: the bytes of a character split over two
+    tokens wait for the rest, so a stream never shows half a UTF-8 character.
+
+    >>> from minilm.tokenizer import Tokenizer
+    >>> tok = Tokenizer.train("hello", vocab_size=300)  # é was never seen: two byte tokens
+    >>> decoder = TextDecoder(tok)
+    >>> [decoder.add(token) for token in tok.encode("é!")], decoder.flush()
+    (['', 'é', '!'], '')
+    """
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def add(self, token: int) -> str:
+        """The text that ``token`` completes ('' while a character is unfinished)."""
+        return self._utf8.decode(self.tokenizer.decode_bytes([token]))
+
+    def flush(self) -> str:
+        """What is still held: an unfinished character becomes U+FFFD (as ``tokenizer.decode`` writes it)."""
+        return self._utf8.decode(b"", final=True)
+
+
 def _text_pieces(tokenizer, steps, stop: str | None) -> Iterator[str]:
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    decoder = TextDecoder(tokenizer)
     held = ""  # decoded text not yet yielded: it may be the beginning of the stop string
     finished = False
     try:
@@ -377,7 +401,7 @@ def _text_pieces(tokenizer, steps, stop: str | None) -> Iterator[str]:
             token = step_tokens[0]
             if token is None:
                 break
-            held += decoder.decode(tokenizer.decode_bytes([token]))
+            held += decoder.add(token)
             if stop is not None and stop in held:
                 held, finished = held.split(stop)[0], True
                 break
@@ -388,7 +412,7 @@ def _text_pieces(tokenizer, steps, stop: str | None) -> Iterator[str]:
     finally:
         steps.close()  # also when the caller stops reading: the model goes back to its train/eval mode
     if not finished:
-        held += decoder.decode(b"", final=True)  # an unfinished character at the end becomes U+FFFD
+        held += decoder.flush()  # an unfinished character at the end becomes U+FFFD
         if stop is not None:
             held = held.split(stop)[0]
     if held:

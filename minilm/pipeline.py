@@ -1,6 +1,6 @@
 """The course pipeline: every stage in order at one budget, with a markdown report at the end.
 
-Stages so far: corpus -> tokenizer -> data -> pretrain -> midtrain. Later chapters append theirs to
+Stages so far: corpus -> tokenizer -> data -> pretrain -> midtrain -> sft. Later chapters append theirs to
 ``STAGES``. Each stage takes ``(budget, run)`` and returns a dict of measured figures, writing its
 section of the report.
 """
@@ -200,8 +200,54 @@ def stage_midtrain(budget: Budget, run: Run) -> dict:
     return figures
 
 
+def stage_sft(budget: Budget, run: Run) -> dict:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .artifacts import sft_artifact
+    from .eval import CATEGORIES, format_eval_table
+    from .plots_sft import plot_eval_bars
+    from .sft import DATA_COLUMNS, data_rows
+    from .viz import plot_training_curves
+
+    _, _, summary = sft_artifact(budget)
+    c, data = summary["config"], summary["data"]
+    results = {"mid-trained": summary["eval"]["before"], "SFT": summary["eval"]["after"]}
+    run.add(f"## Supervised fine-tuning\n\nThe mid-trained model fine-tuned for {c['steps']} steps on conversations "
+            f"from the tiny world, the loss on the assistant's tokens only (end of turn included). "
+            f"{data['conversations']} conversations packed into {data['rows']} rows of {data['seq_len'] + 1} tokens "
+            f"({data['fill']:.0%} full; {data['dropped']} dropped and {data['truncated']} truncated as too long). "
+            "Token lengths are of what each source's stream gives; those longer than a row are skipped while "
+            "drawing.\n\n" + _table(data_rows(summary), DATA_COLUMNS)
+            + f"\n\nThe evaluation suite (greedy replies; {c['eval_n']} questions per category about people and "
+            "problems SFT never showed; 95% Wilson intervals) before and after:\n\n" + format_eval_table(results))
+    axes = plot_training_curves(summary["history"], "SFT (assistant tokens)")
+    run.figure(axes[0].figure, "sft_training", "SFT: loss on assistant tokens, training and validation")
+    plt.close(axes[0].figure)
+    ax = plot_eval_bars(results)
+    run.figure(ax.figure, "sft_eval", "Accuracy per eval category before and after SFT")
+    plt.close(ax.figure)
+    identity = summary["identity"]
+    question, reply = identity["after"]["replies"][0]
+    run.add(f"Asked who it is in words SFT never used, the model names itself minilm in "
+            f"{identity['before']['rate']:.0%} of replies before SFT and {identity['after']['rate']:.0%} after "
+            f"(e.g. `{question}` → `{reply.strip()}`).")
+    figures = {"seconds": summary["seconds"], "train_seconds": summary["train_seconds"],
+               "conversations": data["conversations"]}
+    for name, key in (("before", "before"), ("after", "after")):
+        result = summary["eval"][key]
+        for category in CATEGORIES:
+            figures[f"{category}_{name}"] = result["categories"][category]["accuracy"]
+        figures[f"format_{name}"] = result["format"]["accuracy"]
+        figures[f"hallucination_{name}"] = result["hallucination_rate"]
+    figures["identity_after"] = identity["after"]["rate"]
+    return figures
+
+
 STAGES = {"corpus": stage_corpus, "tokenizer": stage_tokenizer, "data": stage_data, "pretrain": stage_pretrain,
-          "midtrain": stage_midtrain}
+          "midtrain": stage_midtrain, "sft": stage_sft}
 
 
 def run_pipeline(budget: Budget, directory: Path | None = None, stages: list[str] | None = None) -> Path:

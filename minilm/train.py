@@ -9,6 +9,11 @@ Resuming is exact: the batch of step ``s`` is a pure function of ``(seed, s, mic
 and a checkpoint holds the model, the optimizer, the step and the RNG state, so training N steps,
 stopping, resuming and training N more gives the same losses as 2N steps straight.
 
+The training data is either one token stream (pretraining: a batch is random windows of it) or
+rows of ``seq_len + 1`` tokens (supervised fine-tuning: packed conversations; a batch is random
+whole rows, so no conversation is cut by a window). Either may come with a loss mask of the same
+shape: a target whose mask is 0 is left out of the loss (SFT trains only the assistant's tokens).
+
 >>> lr_at(0, total_steps=100, warmup_steps=10, lr=1e-3), lr_at(10, 100, 10, 1e-3)
 (0.0001, 0.001)
 """
@@ -99,21 +104,51 @@ def lr_at(step: int, total_steps: int, warmup_steps: int, lr: float, schedule: s
     return floor + 0.5 * (lr - floor) * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+def check_rows(tokens: np.ndarray, seq_len: int, mask: np.ndarray | None = None) -> None:
+    """Raise ValueError unless ``tokens`` is a stream or rows of ``seq_len + 1``, and ``mask`` (if
+    given) has its shape."""
+    if tokens.ndim not in (1, 2):
+        raise ValueError(f"tokens must be a stream (1-D) or rows (2-D), got {tokens.ndim} dimensions")
+    if tokens.ndim == 2 and (tokens.shape[1] != seq_len + 1 or tokens.shape[0] == 0):
+        raise ValueError(f"rows of tokens must be seq_len + 1 = {seq_len + 1} long (and at least one), "
+                         f"got shape {tokens.shape}")
+    if mask is not None and mask.shape != tokens.shape:
+        raise ValueError(f"the loss mask has shape {mask.shape}, the tokens {tokens.shape}: they must match")
+
+
 def get_batch(tokens: np.ndarray, batch_size: int, seq_len: int, seed: int, step: int, micro: int = 0,
-              device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
+              device="cpu", mask: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Random windows of ``seq_len + 1`` tokens: inputs and next-token targets.
+
+    ``tokens`` is a stream (windows start anywhere) or rows of ``seq_len + 1`` (whole rows are
+    drawn). With ``mask`` (same shape, 1 = train on this token), targets whose mask is 0 are -1,
+    which the model's loss ignores.
 
     The offsets depend only on ``(seed, step, micro)``: no hidden state, so a resumed run sees
     exactly the batches it would have seen. Under DDP, ``micro`` is the global index of the
     micro-batch (``micro * world_size + rank``), so N processes draw exactly the batches one process
     would draw with N times the gradient accumulation.
+
+    >>> rows = np.array([[1, 2, 3], [4, 5, 6]]); keep = np.array([[0, 0, 1], [0, 1, 1]])
+    >>> x, y = get_batch(rows, 2, 2, seed=1, step=0, mask=keep)
+    >>> x.tolist(), y.tolist()
+    ([[1, 2], [4, 5]], [[-1, 3], [5, 6]])
     """
-    if len(tokens) < seq_len + 2:
-        raise ValueError(f"{len(tokens)} tokens are too few for windows of seq_len={seq_len}")
+    check_rows(tokens, seq_len, mask)
     rng = np.random.default_rng([seed, step, micro])
-    starts = rng.integers(0, len(tokens) - seq_len - 1, size=batch_size)
-    window = np.stack([tokens[s : s + seq_len + 1] for s in starts]).astype(np.int64)
+    if tokens.ndim == 2:
+        picked = rng.integers(0, len(tokens), size=batch_size)
+        window = tokens[picked].astype(np.int64)
+        keep = mask[picked] if mask is not None else None
+    else:
+        if len(tokens) < seq_len + 2:
+            raise ValueError(f"{len(tokens)} tokens are too few for windows of seq_len={seq_len}")
+        starts = rng.integers(0, len(tokens) - seq_len - 1, size=batch_size)
+        window = np.stack([tokens[s : s + seq_len + 1] for s in starts]).astype(np.int64)
+        keep = np.stack([mask[s : s + seq_len + 1] for s in starts]) if mask is not None else None
     x, y = torch.from_numpy(window[:, :-1]), torch.from_numpy(window[:, 1:])
+    if keep is not None:
+        y = y.masked_fill(torch.from_numpy(keep[:, 1:] == 0), -1)
     return x.to(device), y.to(device)
 
 
@@ -127,26 +162,40 @@ def token_byte_lengths(tokenizer) -> np.ndarray:
 
 @torch.no_grad()
 def evaluate(model, tokens: np.ndarray, seq_len: int, batch_size: int, max_tokens: int,
-             byte_lengths: np.ndarray | None = None, device="cpu") -> dict:
+             byte_lengths: np.ndarray | None = None, device="cpu", mask: np.ndarray | None = None) -> dict:
     """Mean next-token loss (nats), perplexity and bits per byte over the first ``max_tokens``.
 
     Bits per byte = total loss in bits / total UTF-8 bytes of the predicted tokens: unlike loss per
     token it does not depend on the tokenizer, so models with different vocabularies compare.
+    ``tokens`` is a stream (cut into consecutive windows) or rows of ``seq_len + 1``; with ``mask``
+    only the targets whose mask is 1 count (and their bytes).
     """
+    check_rows(tokens, seq_len, mask)
     was_training = model.training
     model.eval()
-    n_windows = max(1, min(max_tokens, len(tokens) - 1) // seq_len)
+    if tokens.ndim == 2:
+        windows = tokens[: max(1, max_tokens // seq_len)]
+        masks = mask[: len(windows)] if mask is not None else None
+    else:
+        n_windows = max(1, min(max_tokens, len(tokens) - 1) // seq_len)
+        starts = [w * seq_len for w in range(n_windows) if w * seq_len + seq_len + 1 <= len(tokens)]
+        windows = np.stack([tokens[s : s + seq_len + 1] for s in starts])
+        masks = np.stack([mask[s : s + seq_len + 1] for s in starts]) if mask is not None else None
     total_nats, total_tokens, total_bytes = 0.0, 0, 0
-    for first in range(0, n_windows, batch_size):
-        starts = [w * seq_len for w in range(first, min(n_windows, first + batch_size))]
-        window = np.stack([tokens[s : s + seq_len + 1] for s in starts if s + seq_len + 1 <= len(tokens)]).astype(np.int64)
-        x, y = torch.from_numpy(window[:, :-1]).to(device), torch.from_numpy(window[:, 1:]).to(device)
+    for first in range(0, len(windows), batch_size):
+        window = windows[first : first + batch_size].astype(np.int64)
+        targets = window[:, 1:]
+        keep = masks[first : first + batch_size, 1:] != 0 if masks is not None else np.ones_like(targets, dtype=bool)
+        x, y = torch.from_numpy(window[:, :-1]).to(device), torch.from_numpy(np.where(keep, targets, -1)).to(device)
         logits, _ = model(x)
-        nats = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), reduction="sum")
+        nats = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1),
+                                                 ignore_index=-1, reduction="sum")
         total_nats += nats.item()
-        total_tokens += y.numel()
+        total_tokens += int(keep.sum())
         if byte_lengths is not None:
-            total_bytes += int(byte_lengths[window[:, 1:]].sum())
+            total_bytes += int(byte_lengths[targets][keep].sum())
+    if not total_tokens:
+        raise ValueError("the loss mask leaves no target to evaluate")
     model.train(was_training)
     loss = total_nats / total_tokens
     result = {"loss": loss, "perplexity": math.exp(min(loss, 50))}
@@ -283,8 +332,13 @@ class TrainResult:
 def train(model, train_tokens: np.ndarray, cfg: TrainConfig, val_tokens: np.ndarray | None = None,
           byte_lengths: np.ndarray | None = None, checkpoint: str | Path | None = None, resume: bool = False,
           device: str = "cpu", progress: bool = True, log_every: int = 10, stop_at: int | None = None,
-          hook=None, hook_every: int = 0) -> TrainResult:
+          hook=None, hook_every: int = 0, train_mask: np.ndarray | None = None,
+          val_mask: np.ndarray | None = None) -> TrainResult:
     """Train ``model`` in place for ``cfg.steps`` optimizer steps (or the rest of them, resuming).
+
+    ``train_tokens`` (and ``val_tokens``) are a token stream or rows of ``cfg.seq_len + 1`` tokens
+    (see :func:`get_batch`); ``train_mask`` / ``val_mask`` of the same shape keep only the targets
+    marked 1 in the loss (``tokens`` in the result still counts every position processed).
 
     ``stop_at`` ends this call early at that step (with a checkpoint), as an interruption would:
     the schedule still runs to ``cfg.steps``, so a later ``resume=True`` call carries on exactly.
@@ -298,6 +352,9 @@ def train(model, train_tokens: np.ndarray, cfg: TrainConfig, val_tokens: np.ndar
     import torch.distributed as dist
     from tqdm import tqdm
 
+    check_rows(train_tokens, cfg.seq_len, train_mask)
+    if val_tokens is not None:
+        check_rows(val_tokens, cfg.seq_len, val_mask)
     ddp = dist.is_available() and dist.is_initialized()
     rank, world = (dist.get_rank(), dist.get_world_size()) if ddp else (0, 1)
     model.to(device)
@@ -326,7 +383,8 @@ def train(model, train_tokens: np.ndarray, cfg: TrainConfig, val_tokens: np.ndar
             group["lr"] = lr * group.get("lr_scale", 1.0)
         total = 0.0
         for micro in range(cfg.grad_accum):
-            x, y = get_batch(train_tokens, cfg.batch_size, cfg.seq_len, cfg.seed, step, micro * world + rank, device=device)
+            x, y = get_batch(train_tokens, cfg.batch_size, cfg.seq_len, cfg.seed, step, micro * world + rank,
+                             device=device, mask=train_mask)
             # Under DDP, only the last micro-batch's backward all-reduces the gradients.
             sync = runner.no_sync() if ddp and micro < cfg.grad_accum - 1 else nullcontext()
             with sync:
@@ -347,7 +405,8 @@ def train(model, train_tokens: np.ndarray, cfg: TrainConfig, val_tokens: np.ndar
             record["grad_norm"] = float(grad_norm)
         last = step + 1 == cfg.steps
         if val_tokens is not None and cfg.eval_every and ((step + 1) % cfg.eval_every == 0 or last):
-            metrics = evaluate(model, val_tokens, cfg.seq_len, cfg.batch_size, cfg.eval_tokens, byte_lengths, device)
+            metrics = evaluate(model, val_tokens, cfg.seq_len, cfg.batch_size, cfg.eval_tokens, byte_lengths, device,
+                               mask=val_mask)
             record.update({f"val_{k}": v for k, v in metrics.items()})
         hooking = hook is not None and rank == 0 and hook_every and ((step + 1) % hook_every == 0 or last)
         if hooking or (step + 1) % log_every == 0 or last or "val_loss" in record:

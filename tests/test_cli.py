@@ -260,3 +260,33 @@ def test_midtrain_rejects_bad_settings_in_one_line(capsys, args, message):
         main(["--budget", "smoke", "midtrain", *args])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and message in err and err.count("\n") == 1
+
+
+def test_eval_checkpoint_prints_the_table_and_saves_json(tiny_base_model, capsys):
+    from minilm.artifacts import base_model_path
+    from minilm.config import get_budget
+
+    path = base_model_path(get_budget("smoke"))
+    main(["--budget", "smoke", "eval", str(path), "-n", "2", "--max-new-tokens", "4"])
+    out = capsys.readouterr().out
+    saved = path.with_suffix(".eval.json")
+    assert f"results: {saved}" in out and "| facts (n=2) |" in out and "| format (n=10) |" in out
+    results = json.loads(saved.read_text())
+    assert results["config"]["n"] == 2 and results["config"]["max_new_tokens"] == 4
+    assert results["categories"]["letters"]["n"] == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["eval", "{missing}"], "no checkpoint here"),
+    (["eval", "{corrupt}"], "not a readable checkpoint"),
+    (["eval", "{corrupt}", "--samples", "3"], "samples=3 needs a temperature > 0"),
+    (["eval", "--samples", "3"], "--samples belong to the chat eval: give a CHECKPOINT"),
+])
+def test_eval_bad_checkpoint_or_flags_is_one_clear_line(isolated_runs, tmp_path, capsys, args, message):
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    args = [a.format(missing=tmp_path / "missing.pt", corrupt=corrupt) for a in args]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--budget", "smoke", *args])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err and "Traceback" not in err and err.count("\n") == 1
