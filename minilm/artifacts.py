@@ -77,11 +77,18 @@ def base_model_artifact(budget: Budget | str | None = None, progress: bool = Tru
     from .pretrain import pretrain, save_summary
 
     budget = budget if isinstance(budget, Budget) else get_budget(budget)
-    path = base_model_path(budget)
+    return _trained_model_artifact(base_model_path(budget), budget, progress, save_summary,
+                                   lambda partial: pretrain(budget, checkpoint=partial, device=device, progress=progress))
+
+
+def _trained_model_artifact(path: Path, budget: Budget, progress: bool, save_summary, build):
+    """``(model, tokenizer, summary)`` of the checkpoint at ``path`` and its ``.json`` summary; when
+    missing, ``build(partial_checkpoint)`` trains it (returning the model and its summary), writing
+    ``<path>.partial.pt`` as it goes, and both files are renamed into place once complete."""
     summary_path = path.with_suffix(".json")
     if not (path.exists() and summary_path.exists()):
         partial = path.with_suffix(".partial.pt")
-        model, summary = pretrain(budget, checkpoint=partial, device=device, progress=progress)
+        model, summary = build(partial)
         model.cpu()  # as loaded from the file below: callers move it where they want it
         save_summary(summary_path.with_suffix(".partial.json"), summary)
         partial.replace(path)
@@ -163,17 +170,8 @@ def sft_artifact(budget: Budget | str | None = None, progress: bool = True, devi
     from .sft import save_summary, sft
 
     budget = budget if isinstance(budget, Budget) else get_budget(budget)
-    path = sft_model_path(budget)
-    summary_path = path.with_suffix(".json")
-    if not (path.exists() and summary_path.exists()):
-        partial = path.with_suffix(".partial.pt")
-        model, summary = sft(budget, checkpoint=partial, device=device, progress=progress)
-        save_summary(summary_path.with_suffix(".partial.json"), summary)
-        partial.replace(path)
-        summary_path.with_suffix(".partial.json").replace(summary_path)
-    else:
-        model = load_model(path)
-    return model, tokenizer_artifact(budget, progress=progress), json.loads(summary_path.read_text())
+    return _trained_model_artifact(sft_model_path(budget), budget, progress, save_summary,
+                                   lambda partial: sft(budget, checkpoint=partial, device=device, progress=progress))
 
 
 # Bump when chapter 08's ablations (minilm.sft_ablations) change what they run or record.

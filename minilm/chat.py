@@ -307,24 +307,30 @@ def chat_loop(chat: Chat, lines: TextIO, out: TextIO) -> int:
             if command.startswith("/") and " " not in command:
                 out.write(f"[unknown command {command}: {HELP}]\n")
                 continue
-            try:
-                pieces = chat.send(text)
-            except ContextTooLong as err:
-                out.write(f"[{err}]\n")
-                continue
-            out.write("minilm> ")
-            for piece in pieces:
-                out.write(piece)
-                out.flush()
-            out.write("\n")
-            for note in describe_reply(chat.last, chat.max_new_tokens, chat.block_size):
-                out.write(note + "\n")
-            replies += 1
+            replies += write_reply(chat, text, out.write, out.flush)
     except KeyboardInterrupt:  # Ctrl-C, while typing or while the model writes: end cleanly
         out.write("\n")
     out.write("bye\n")
     out.flush()
     return replies
+
+
+def write_reply(chat: Chat, text: str, write, flush=lambda: None) -> bool:
+    """Send ``text`` and write the streamed reply (``minilm> ...``) and its notes with ``write``;
+    a message too long for the window is written as a note instead. Returns whether a reply came."""
+    try:
+        pieces = chat.send(text)
+    except ContextTooLong as err:
+        write(f"[{err}]\n")
+        return False
+    write("minilm> ")
+    for piece in pieces:
+        write(piece)
+        flush()
+    write("\n")
+    for note in describe_reply(chat.last, chat.max_new_tokens, chat.block_size):
+        write(note + "\n")
+    return True
 
 
 def _read_line(lines: TextIO, out: TextIO, interactive: bool) -> str:
@@ -373,17 +379,7 @@ def chat_widget(model, tokenizer, **settings):
             return
         text.value = ""
         output.append_stdout(f"you> {message}\n")
-        try:
-            pieces = chat.send(message)
-        except ContextTooLong as err:
-            output.append_stdout(f"[{err}]\n")
-            return
-        output.append_stdout("minilm> ")
-        for piece in pieces:
-            output.append_stdout(piece)
-        output.append_stdout("\n")
-        for note in describe_reply(chat.last, chat.max_new_tokens, chat.block_size):
-            output.append_stdout(note + "\n")
+        write_reply(chat, message, output.append_stdout)
 
     def reset(_=None):
         chat.reset()

@@ -536,6 +536,10 @@ def scripted_complete(world, right: dict, calls: list):
 @pytest.fixture(scope="module")
 def knowledge(world):
     calls = []
+    # minilm.probes binds `complete` when first imported: import it before the patch, or it would keep
+    # the stand-in for every later test.
+    import minilm.probes  # noqa: F401
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("minilm.generate.complete", scripted_complete(world, scripted_right(world), calls))
         probed = probe_knowledge(None, None, world, people_split(world)["sft_known"], samples=SAMPLES,
