@@ -95,7 +95,7 @@ def plot_size_sweep(results: dict[int, dict], steps: int | None = None, ax=None)
         ax.fill_between(sizes, [100 * e["ci_low"] for e in entries], [100 * e["ci_high"] for e in entries],
                         color=style["color"], alpha=0.08)
     trained = f", {steps} steps each" if steps else ""
-    ax.set(xscale="log", title=f"SFT data size: format saturates early, facts do not (95% bands{trained})",
+    ax.set(xscale="log", title=f"SFT data size against accuracy per category (95% bands{trained})",
            xlabel="SFT conversations (log scale)", ylabel="accuracy (% of questions)", ylim=(0, 105))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
