@@ -110,6 +110,26 @@ def load_model(path: Path):
     return model.eval()
 
 
+def check_same_vocabulary(model, tokenizer) -> None:
+    """Raise a ValueError unless ``model`` and ``tokenizer`` have the same vocabulary size (a model
+    paired with another tokenizer reads its token ids as other tokens)."""
+    if model.config.vocab_size != tokenizer.vocab_size:
+        raise ValueError(f"the model has vocab_size={model.config.vocab_size} but the tokenizer has "
+                         f"{tokenizer.vocab_size}: they were not trained together")
+
+
+def load_model_with_tokenizer(path: Path, budget: Budget, progress: bool = False):
+    """``(model, tokenizer)``: any checkpoint (:func:`load_model`: a missing or unreadable file is a
+    one-line CheckpointError, raised before a tokenizer is built) with the budget's tokenizer; a
+    ValueError when their vocabularies differ."""
+    model = load_model(path)
+    tokenizer = tokenizer_artifact(budget, progress=progress)
+    if model.config.vocab_size != tokenizer.vocab_size:
+        raise ValueError(f"{path}: the model has vocab_size={model.config.vocab_size} but the {budget.name} "
+                         f"budget's tokenizer has {tokenizer.vocab_size}: pass the budget it was trained at (--budget)")
+    return model, tokenizer
+
+
 # Bump when mid-training changes what its model holds or how it is trained.
 MIDTRAIN_VERSION = 1
 

@@ -162,9 +162,9 @@ class Chat:
             max_new_tokens = default_max_new_tokens(block)
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
             raise ValueError(f"max_new_tokens={max_new_tokens!r} must be a whole number >= 1")
-        if model.config.vocab_size != tokenizer.vocab_size:
-            raise ValueError(f"the model has vocab_size={model.config.vocab_size} but the tokenizer has "
-                             f"{tokenizer.vocab_size}: they were not trained together")
+        from .artifacts import check_same_vocabulary
+
+        check_same_vocabulary(model, tokenizer)
         if system is not None and not system.strip():
             raise ValueError("system='' is empty: give a system message or None")
         self.model, self.tokenizer, self.system = model, tokenizer, system
@@ -252,7 +252,7 @@ def load_chat_model(budget=None, checkpoint: str | Path | None = None):
     with the budget's tokenizer. Nothing is trained here: a missing SFT model is a
     FileNotFoundError that names the command that builds it.
     """
-    from .artifacts import load_model, sft_artifact, sft_model_path, tokenizer_artifact
+    from .artifacts import load_model_with_tokenizer, sft_artifact, sft_model_path
     from .config import Budget, get_budget
 
     budget = budget if isinstance(budget, Budget) else get_budget(budget)
@@ -264,12 +264,7 @@ def load_chat_model(budget=None, checkpoint: str | Path | None = None):
         model, tokenizer, _ = sft_artifact(budget, progress=False)
     else:
         path = Path(checkpoint)
-        model = load_model(path)  # a missing or unreadable file: a CheckpointError (one line)
-        tokenizer = tokenizer_artifact(budget, progress=False)
-        if model.config.vocab_size != tokenizer.vocab_size:
-            raise ValueError(f"{path}: the model has vocab_size={model.config.vocab_size} but the {budget.name} "
-                             f"budget's tokenizer has {tokenizer.vocab_size}: pass the budget it was trained at "
-                             f"(--budget)")
+        model, tokenizer = load_model_with_tokenizer(path, budget)
     return model, tokenizer, path
 
 

@@ -334,13 +334,12 @@ def run_eval(model, tokenizer, world, n: int = 50, samples: int = 1, temperature
     ``tools`` answers the model's calculator calls (:class:`minilm.generate.CalculatorTool`); the
     replies keep the calls, so a right number written by the calculator counts.
     """
-    check_settings(n, samples, temperature, top_k, max_new_tokens)
-    _check_count("batch_size", batch_size, 1)
-    if model.config.vocab_size != tokenizer.vocab_size:
-        raise ValueError(f"the model has vocab_size={model.config.vocab_size} but the tokenizer has "
-                         f"{tokenizer.vocab_size}: they were not trained together")
+    from .artifacts import check_same_vocabulary
     from .tokenizer import CALC_START
 
+    check_settings(n, samples, temperature, top_k, max_new_tokens)
+    _check_count("batch_size", batch_size, 1)
+    check_same_vocabulary(model, tokenizer)
     started = time.perf_counter()
     cases = eval_cases(world, n)
     prompts = [render_conversation(tokenizer, list(c.messages), add_generation_prompt=True)[0] for c in cases]
@@ -457,7 +456,7 @@ def eval_checkpoint(path: str | Path, budget=None, n: int = 50, samples: int = 1
     """
     import json
 
-    from .artifacts import load_model, tokenizer_artifact
+    from .artifacts import load_model_with_tokenizer
     from .config import Budget, get_budget
     from .files import atomic_write_text
     from .world import World
@@ -465,11 +464,7 @@ def eval_checkpoint(path: str | Path, budget=None, n: int = 50, samples: int = 1
     check_settings(n, samples, temperature, top_k, max_new_tokens)
     budget = budget if isinstance(budget, Budget) else get_budget(budget)
     path = Path(path)
-    model = load_model(path)  # first: a bad path fails before a tokenizer is built
-    tokenizer = tokenizer_artifact(budget, progress=progress)
-    if model.config.vocab_size != tokenizer.vocab_size:
-        raise ValueError(f"{path}: the model has vocab_size={model.config.vocab_size} but the {budget.name} "
-                         f"budget's tokenizer has {tokenizer.vocab_size}: pass the budget it was trained at (--budget)")
+    model, tokenizer = load_model_with_tokenizer(path, budget, progress)
     results = run_eval(model, tokenizer, World(budget.world), n=n, samples=samples, temperature=temperature,
                        top_k=top_k, max_new_tokens=max_new_tokens, seed=seed, tools=tools, progress=progress)
     results["checkpoint"] = str(path)

@@ -116,9 +116,9 @@ def make_setup(budget: Budget | str | None = None, device: str | None = None, pr
         from .artifacts import midtrain_artifact
 
         model, tokenizer, _ = midtrain_artifact(budget, progress=progress, device=device)
-    if model.config.vocab_size != tokenizer.vocab_size:
-        raise ValueError(f"the model has vocab_size={model.config.vocab_size} but the tokenizer has "
-                         f"{tokenizer.vocab_size}: they were not trained together")
+    from .artifacts import check_same_vocabulary
+
+    check_same_vocabulary(model, tokenizer)
     model = plain_gpt(model.cpu())
     if budget.sft.context and budget.sft.context != model.config.block_size:
         model = extend_context(model, budget.sft.context).cpu()
