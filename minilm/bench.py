@@ -161,6 +161,17 @@ def generation_seconds(model, prompts: list[list[int]], new_tokens: int, use_cac
     return best
 
 
+def cache_timings(model, prompts: list[list[int]], new_tokens: int, repeats: int = 3) -> tuple[float, float]:
+    """Seconds to generate without and with the KV cache, ``(uncached, cached)``, each the best of
+    ``repeats`` runs. The runs alternate (uncached, cached, uncached, ...) so that a change in the
+    machine's speed during the measurement weighs on both sides of the ratio alike."""
+    uncached = cached = float("inf")
+    for _ in range(repeats):
+        uncached = min(uncached, generation_seconds(model, prompts, new_tokens, use_cache=False, repeats=1))
+        cached = min(cached, generation_seconds(model, prompts, new_tokens, repeats=1))
+    return uncached, cached
+
+
 def with_context(model, block_size: int):
     """The same weights in a model whose RoPE tables reach ``block_size`` positions (timing only).
 
@@ -227,13 +238,12 @@ def bench_generate(budget: str | None = None, new_tokens: int = 512, batch_size:
     in_block = min(new_tokens, block - prompt_tokens)
     timed = new_tokens if model.config.position == "rope" else in_block
     timing_model = with_context(model, prompt_tokens + timed)
-    uncached = generation_seconds(timing_model, prompts[:1], timed, use_cache=False, repeats=repeats)
-    cached = generation_seconds(timing_model, prompts[:1], timed, repeats=repeats)
+    uncached, cached = cache_timings(timing_model, prompts[:1], timed, repeats)
     batched = generation_seconds(timing_model, prompts, timed, repeats=repeats)
     speedup_in_block = uncached / cached
     if timing_model is not model:
-        speedup_in_block = (generation_seconds(model, prompts[:1], in_block, use_cache=False, repeats=repeats)
-                            / generation_seconds(model, prompts[:1], in_block, repeats=repeats))
+        in_block_uncached, in_block_cached = cache_timings(model, prompts[:1], in_block, repeats)
+        speedup_in_block = in_block_uncached / in_block_cached
     int8_cached = generation_seconds(quantize_model(timing_model), prompts[:1], timed, repeats=repeats)
 
     int8 = quantize_model(model)

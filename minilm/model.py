@@ -231,6 +231,7 @@ class Attention(nn.Module):
         self.dropout = config.dropout
 
     def forward(self, x, rope=None, cache: KVCache | None = None, start: int = 0, pad: torch.Tensor | None = None):
+        """x (B, T, C) at positions start..start+T-1; ``rope`` is (cos, sin) for those positions."""
         B, T, _ = x.shape
         hd, heads, kv = self.config.head_dim, self.config.n_head, self.config.kv_heads
         qk, v = self.c_attn(x).split([(heads + kv) * hd, kv * hd], dim=-1)
@@ -238,14 +239,8 @@ class Attention(nn.Module):
         v = v.view(B, T, kv, hd).transpose(1, 2)
         if self.q_norm is not None:
             qk = torch.cat((self.q_norm(qk[:, :heads]), self.k_norm(qk[:, heads:])), dim=1)
-        if rope is not None:
-            cos, sin = rope
-            if pad is None:
-                cos, sin = cos[start : start + T], sin[start : start + T]
-            else:  # each row's positions count from its first real token
-                positions = row_positions(pad, start, T)
-                cos, sin = cos[positions], sin[positions]
-            qk = apply_rope(qk, cos, sin)  # queries and keys rotate by the same angles: one call for both
+        if rope is not None:  # the angles of these T positions, (T, D/2) or per row (B, T, D/2)
+            qk = apply_rope(qk, *rope)  # queries and keys rotate by the same angles: one call for both
         q, k = qk[:, :heads], qk[:, heads:]
         if cache is not None:
             k, v = cache.update(self.layer, start, k, v)
@@ -349,12 +344,19 @@ class GPT(nn.Module):
             raise ValueError(f"positions up to {start + T} exceed block_size={self.config.block_size}")
         if pad is not None and tuple(pad.shape) != (B,):
             raise ValueError(f"pad must hold one count per row, shape ({B},); got {tuple(pad.shape)}")
+        # Positions of the new tokens: start..start+T-1, or per row in a left-padded batch (each row
+        # counts from its first real token). Looked up once here, not again in every layer.
+        positions = None if pad is None else row_positions(pad, start, T)
         x = self.wte(idx)
         if self.wpe is not None:
-            positions = torch.arange(start, start + T, device=idx.device) if pad is None else row_positions(pad, start, T)
-            x = x + self.wpe(positions)
+            x = x + self.wpe(torch.arange(start, start + T, device=idx.device) if positions is None else positions)
         x = self.drop(x)
-        rope = (self.rope_cos, self.rope_sin) if self.config.position == "rope" else None
+        rope = None
+        if self.config.position == "rope":
+            if positions is None:
+                rope = (self.rope_cos[start : start + T], self.rope_sin[start : start + T])
+            else:
+                rope = (self.rope_cos[positions], self.rope_sin[positions])
         for block in self.blocks:
             x = block(x, rope, cache, start, pad)
         if last_only:

@@ -188,6 +188,18 @@ def test_bench_generate_measures_cache_batching_and_int8(tiny_generation_bench):
     assert 0 < abs(result["int8_bpb_delta"]) < 0.01 and result["device"] == "cpu"
 
 
+def test_cache_timings_alternate_the_two_paths_and_keep_the_best(monkeypatch):
+    from minilm import bench
+
+    calls, times = [], iter([9.0, 2.0, 7.0, 3.0, 8.0, 1.5])
+    def fake_seconds(model, prompts, new_tokens, use_cache=True, repeats=3):
+        calls.append(use_cache)
+        return next(times)
+    monkeypatch.setattr(bench, "generation_seconds", fake_seconds)
+    assert bench.cache_timings(None, [[1]], 5, repeats=3) == (7.0, 1.5)
+    assert calls == [False, True] * 3  # a slow spell of the machine hits both sides alike
+
+
 def test_bench_generate_from_the_cli_prints_one_json_line(tiny_generation_bench, capsys):
     main(["--budget", "smoke", "bench", "generate", "--new-tokens", "12", "--batch-size", "2", "--repeats", "1"])
     lines = capsys.readouterr().out.strip().splitlines()
