@@ -323,10 +323,27 @@ class TrainResult:
     history: list = field(default_factory=list)  # one dict per logged step
     seconds: float = 0.0
     tokens: int = 0
+    tokens_per_step: int = 0  # over all processes
+    start_step: int = 0  # where this call began (resumed runs: the checkpoint's step)
 
     @property
     def tokens_per_s(self) -> float:
         return self.tokens / self.seconds if self.seconds else 0.0
+
+    def tokens_per_s_after(self, step: int) -> float:
+        """Throughput from the first logged step >= ``step`` to the last logged step of this call:
+        leaves out the first steps, which pay for compilation, memory allocation and kernel choice.
+
+        >>> result = TrainResult([{"step": 10, "seconds": 5.0}, {"step": 20, "seconds": 6.0}], tokens_per_step=100)
+        >>> result.tokens_per_s_after(10)
+        1000.0
+        """
+        timed = [r for r in self.history if r["step"] > self.start_step]  # this call's records, not resumed ones
+        begin = next((r for r in timed if r["step"] >= step), None)
+        if begin is None or begin is timed[-1]:
+            raise ValueError(f"no two logged steps from step {step} on: train longer or log more often")
+        end = timed[-1]
+        return (end["step"] - begin["step"]) * self.tokens_per_step / (end["seconds"] - begin["seconds"])
 
 
 def train(model, train_tokens: np.ndarray, cfg: TrainConfig, val_tokens: np.ndarray | None = None,
@@ -361,10 +378,11 @@ def train(model, train_tokens: np.ndarray, cfg: TrainConfig, val_tokens: np.ndar
     model.train()
     device_type = torch.device(device).type
     optimizer = make_optimizer(model, cfg, device_type)
-    result, start_step = TrainResult(), 0
+    result, start_step = TrainResult(tokens_per_step=cfg.tokens_per_step * world), 0
     if resume and checkpoint is not None and Path(checkpoint).exists():
         state = load_checkpoint(checkpoint, model, optimizer)
         start_step, result.history = state["step"], list(state["history"])
+        result.start_step = start_step
         torch.set_rng_state(state["torch_rng"])
     else:
         torch.manual_seed(cfg.seed)
@@ -381,7 +399,9 @@ def train(model, train_tokens: np.ndarray, cfg: TrainConfig, val_tokens: np.ndar
         lr = lr_at(step, cfg.steps, cfg.warmup_steps, cfg.lr, cfg.schedule, cfg.min_lr_ratio, cfg.decay_fraction)
         for group in optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
-        total = 0.0
+        # The loss stays on the device: reading it (.item()) waits for the GPU to finish the step, so
+        # it is read only on logged steps and the GPU can run ahead in between.
+        total = torch.zeros((), device=device)
         for micro in range(cfg.grad_accum):
             x, y = get_batch(train_tokens, cfg.batch_size, cfg.seq_len, cfg.seed, step, micro * world + rank,
                              device=device, mask=train_mask)
@@ -391,32 +411,35 @@ def train(model, train_tokens: np.ndarray, cfg: TrainConfig, val_tokens: np.ndar
                 with autocast:
                     _, loss = runner(x, y)
                 (loss / cfg.grad_accum).backward()
-            total += loss.item() / cfg.grad_accum
+            total += loss.detach() / cfg.grad_accum
         if ddp:  # the loss to report is the mean over all processes
-            mean = torch.tensor(total, device=device)
-            dist.all_reduce(mean)
-            total = mean.item() / world
+            dist.all_reduce(total)
+            total /= world
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip, foreach=True) if cfg.grad_clip else None
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         result.tokens += cfg.tokens_per_step * world
-        record = {"step": step + 1, "lr": lr, "loss": total}
-        if grad_norm is not None:
-            record["grad_norm"] = float(grad_norm)
         last = step + 1 == cfg.steps
-        if val_tokens is not None and cfg.eval_every and ((step + 1) % cfg.eval_every == 0 or last):
-            metrics = evaluate(model, val_tokens, cfg.seq_len, cfg.batch_size, cfg.eval_tokens, byte_lengths, device,
-                               mask=val_mask)
-            record.update({f"val_{k}": v for k, v in metrics.items()})
+        evaluating = val_tokens is not None and cfg.eval_every and ((step + 1) % cfg.eval_every == 0 or last)
         hooking = hook is not None and rank == 0 and hook_every and ((step + 1) % hook_every == 0 or last)
-        if hooking or (step + 1) % log_every == 0 or last or "val_loss" in record:
+        if hooking or evaluating or (step + 1) % log_every == 0 or last:
+            record = {"step": step + 1, "lr": lr, "loss": total.item()}  # waits for the step to finish
+            # Seconds since this call started, read after that wait: throughput is measured between records.
+            record["seconds"] = time.perf_counter() - started
+            if grad_norm is not None:
+                record["grad_norm"] = float(grad_norm)
+            if evaluating:
+                metrics = evaluate(model, val_tokens, cfg.seq_len, cfg.batch_size, cfg.eval_tokens, byte_lengths,
+                                   device, mask=val_mask)
+                record.update({f"val_{k}": v for k, v in metrics.items()})
             result.history.append(record)
-        if hooking:
-            record.update(hook(step + 1, model, result.history) or {})
-        elapsed = time.perf_counter() - started
-        bar.set_postfix(loss=f"{total:.3f}", tok_s=f"{result.tokens / max(elapsed, 1e-9):,.0f}")
+            if hooking:
+                record.update(hook(step + 1, model, result.history) or {})
+            bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{result.tokens / max(record['seconds'], 1e-9):,.0f}")
         stopping = step + 1 == end_step
         if checkpoint is not None and rank == 0 and (stopping or (cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0)):
             save_checkpoint(checkpoint, model, optimizer, step + 1, cfg, result.history)
+    if device_type == "cuda":
+        torch.cuda.synchronize(device)
     result.seconds = time.perf_counter() - started
     return result

@@ -1,6 +1,7 @@
 """The training loop: schedules, batches, bits per byte, exact resume, checkpoint errors."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -191,3 +192,18 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path
     assert np.allclose(ddp["losses"], [r["loss"] for r in history], atol=1e-5)
     weights = torch.cat([p.detach().flatten() for p in single.parameters()]).numpy()
     assert np.allclose(ddp["weights"], weights, atol=1e-5)
+
+
+def test_compiled_training_gives_the_losses_of_eager_training():
+    # torch.compile (the GPU benchmark's path) must not change what is learned; on a CPU it compiles
+    # C++ kernels, so this checks the compiled step end to end without a GPU.
+    tokens = np.tile(np.arange(16, dtype=np.uint16), 200)
+    cfg = TrainConfig(steps=4, batch_size=2, seq_len=16, lr=5e-3, warmup_steps=1, eval_every=0)
+    losses = {}
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        model = GPT(GPTConfig.modern(vocab_size=32, block_size=16, n_layer=1, n_embd=32, n_head=2))
+        result = train(model, tokens, replace(cfg, compile=compiled), progress=False, log_every=1)
+        losses[compiled] = [r["loss"] for r in result.history]
+    assert losses[True] == pytest.approx(losses[False], rel=1e-4)
+    assert result.tokens_per_s_after(2) > 0 and result.history[-1]["seconds"] <= result.seconds
