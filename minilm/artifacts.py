@@ -90,6 +90,8 @@ def _trained_model_artifact(path: Path, budget: Budget, progress: bool, save_sum
         partial = path.with_suffix(".partial.pt")
         model, summary = build(partial)
         model.cpu()  # as loaded from the file below: callers move it where they want it
+        if summary is None:  # a process other than 0 under torchrun: process 0 writes the files
+            return model, None, None
         save_summary(summary_path.with_suffix(".partial.json"), summary)
         partial.replace(path)
         summary_path.with_suffix(".partial.json").replace(summary_path)

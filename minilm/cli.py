@@ -133,8 +133,11 @@ def _cmd_pretrain(args) -> None:
     from .pretrain import summary_rows
 
     budget = _budget_with_pretrain_overrides(args)
-    print(f"base model: {base_model_path(budget)}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, process 0 speaks
+        print(f"base model: {base_model_path(budget)}")
     _, _, summary = base_model_artifact(budget, device=args.device)
+    if summary is None:  # not process 0 of a torchrun launch: process 0 prints the summary
+        return
     rows = summary_rows(summary)
     width = max(len(name) for name, _ in rows)
     for name, value in rows:

@@ -191,12 +191,10 @@ def stage_midtrain(budget: Budget, run: Run) -> dict:
         figures[f"{name}_val_bpb"] = round(runs[name]["val_bpb"], 3)
         figures[f"{name}_facts_seen"] = runs[name]["probes"]["facts_seen"]["accuracy"]
         figures[f"{name}_subtraction_2digit"] = runs[name]["probes"]["subtraction_2digit"]["accuracy"]
-    biggest = max(row["digits"] for row in summary["tools"])
-    for row in summary["tools"]:
-        if row["digits"] == biggest:
-            op = {"+": "addition", "-": "subtraction"}.get(row["op"], row["op"])
-            figures[f"{biggest}digit_{op}_without_tool"] = row["without_tool"]
-            figures[f"{biggest}digit_{op}_with_tool"] = row["with_tool"]
+    for row in summary["tools"]:  # every operand size: where the tool starts to pay, and where copying fails
+        op = {"+": "addition", "-": "subtraction"}.get(row["op"], row["op"])
+        figures[f"{row['digits']}digit_{op}_without_tool"] = row["without_tool"]
+        figures[f"{row['digits']}digit_{op}_with_tool"] = row["with_tool"]
     return figures
 
 

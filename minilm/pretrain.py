@@ -68,31 +68,64 @@ def load_tokens(budget: Budget, progress: bool = True) -> tuple[np.ndarray, np.n
     return shards.tokens("train"), shards.tokens("val"), tokenizer_artifact(budget, progress=progress)
 
 
+def distributed_train_config(cfg: TrainConfig, world_size: int) -> TrainConfig:
+    """The budget's run split over ``world_size`` processes: each takes ``batch_size / world_size``
+    rows per micro-batch, so the global batch (and the learning-rate schedule) stay the budget's.
+
+    >>> distributed_train_config(TrainConfig(batch_size=32), 4).batch_size
+    8
+    """
+    from dataclasses import replace
+
+    from .config import ConfigError
+
+    if cfg.batch_size % world_size:
+        raise ConfigError(f"batch_size={cfg.batch_size} does not split over {world_size} processes: "
+                          f"use a batch size that is a multiple of the process count")
+    return replace(cfg, batch_size=cfg.batch_size // world_size)
+
+
 def pretrain(budget: Budget | str | None = None, checkpoint: str | Path | None = None, device: str | None = None,
-             progress: bool = True) -> tuple[GPT, dict]:
+             progress: bool = True) -> tuple[GPT, dict | None]:
     """Train the budget's base model; returns the model and a summary (history, samples, probes).
 
     With ``checkpoint``, training resumes from it if it exists (an interrupted build carries on
     exactly where it stopped) and is saved there along the way.
+
+    Under ``torchrun`` (``torchrun --nproc_per_node 8 -m minilm pretrain``) every process trains a
+    share of each batch (DDP, see :func:`distributed_train_config`); process 0 builds the data
+    first, and alone evaluates, probes and returns the summary (the others return ``None``).
     """
     import torch
+    import torch.distributed as dist
 
-    from .device import best_device, mfu
+    from .device import mfu
     from .probes import probe_base_model
+    from .train import setup_distributed
     from .world import World
 
     budget = budget if isinstance(budget, Budget) else get_budget(budget)
-    device = device or best_device()
-    train_tokens, val_tokens, tokenizer = load_tokens(budget, progress)
+    rank, world_size, process_device = setup_distributed()
+    device = process_device if world_size > 1 else device or process_device
+    if rank != 0:  # process 0 builds the tokenizer and the shards; the others then load them
+        dist.barrier()
+    train_tokens, val_tokens, tokenizer = load_tokens(budget, progress and rank == 0)
+    if world_size > 1 and rank == 0:
+        dist.barrier()
     world = World(budget.world)
     torch.manual_seed(0)  # the initial weights
     model = GPT(model_config(budget, tokenizer.vocab_size))
     cfg = train_config(budget)
+    if world_size > 1:
+        cfg = distributed_train_config(cfg, world_size)
     byte_lengths = token_byte_lengths(tokenizer)
     result = train(model, train_tokens, cfg, val_tokens=val_tokens, byte_lengths=byte_lengths, checkpoint=checkpoint,
                    resume=checkpoint is not None, device=device, progress=progress,
                    hook=sampler(tokenizer, sample_prompts(world)), hook_every=budget.pretrain.sample_every)
     model.eval()
+    if rank != 0:
+        dist.destroy_process_group()
+        return model, None
     final = evaluate(model, val_tokens, cfg.seq_len, 64, 10**9, byte_lengths, device)
     n_probe = 200 if budget.name != "smoke" else 20
     probes = probe_base_model(model, tokenizer, world, n=n_probe)
@@ -101,11 +134,13 @@ def pretrain(budget: Budget | str | None = None, checkpoint: str | Path | None =
         "budget": budget.name, "model_config": asdict(model.config), "train_config": asdict(cfg),
         "params": model.num_params(), "non_embedding_params": model.num_params(non_embedding=True),
         "flops_per_token": flops, "train_tokens_available": int(len(train_tokens)),
-        "tokens_seen": cfg.steps * cfg.tokens_per_step, "seconds": round(result.seconds, 1),
-        "tokens_per_s": round(result.tokens_per_s), "device": device,
+        "tokens_seen": cfg.steps * cfg.tokens_per_step * world_size, "seconds": round(result.seconds, 1),
+        "tokens_per_s": round(result.tokens_per_s), "device": device, "processes": world_size,
         "mfu": mfu(flops, result.tokens_per_s, device),
         "val_loss": final["loss"], "val_bpb": final["bpb"], "history": result.history, "probes": probes,
     }
+    if world_size > 1:
+        dist.destroy_process_group()
     return model, summary
 
 

@@ -56,3 +56,40 @@ def test_cli_rejects_a_bad_depth_in_one_line(capsys):
         main(["--budget", "smoke", "pretrain", "--depth", "-2"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "depth=-2" in err and "Traceback" not in err
+
+
+def test_torchrun_pretrain_splits_each_batch_and_trains_like_one_process(isolated_runs):
+    # `torchrun --nproc_per_node 2 -m minilm --budget smoke pretrain`, on 2 CPU processes (gloo):
+    # each process takes half the rows of every batch, so the run is one process's run with two
+    # micro-batches of half the rows, and process 0 alone writes the artifact and reports.
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from minilm.model import GPT
+    from minilm.pretrain import load_tokens, model_config, train_config
+    from minilm.train import train
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    env = {**os.environ, "MINILM_RUNS": str(isolated_runs), "OMP_NUM_THREADS": "1"}
+    launched = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                               "--master_addr", "127.0.0.1", "--master_port", port,
+                               "-m", "minilm", "--budget", "smoke", "pretrain"],
+                              capture_output=True, text=True, env=env, timeout=600)
+    assert launched.returncode == 0, launched.stderr[-2000:]
+    assert launched.stdout.count("facts of seen people") == 1
+    budget = get_budget("smoke")
+    summary = json.loads(base_model_path(budget).with_suffix(".json").read_text())
+    assert summary["processes"] == 2 and summary["tokens_seen"] == budget.pretrain.steps * budget.pretrain.batch_size * budget.pretrain.seq_len
+
+    train_tokens, _, tokenizer = load_tokens(budget, progress=False)
+    torch.manual_seed(0)
+    single = GPT(model_config(budget, tokenizer.vocab_size))
+    cfg = replace(train_config(budget), batch_size=budget.pretrain.batch_size // 2, grad_accum=2, eval_every=0)
+    expected = {r["step"]: r["loss"] for r in train(single, train_tokens, cfg, progress=False).history}
+    launched_losses = {r["step"]: r["loss"] for r in summary["history"] if r["step"] in expected}
+    assert len(launched_losses) >= 3
+    assert all(abs(launched_losses[s] - expected[s]) < 1e-4 for s in launched_losses)
