@@ -207,15 +207,19 @@ class KVCache:
         shape = (config.n_layer, batch_size, config.kv_heads, self.max_len, config.head_dim)
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
+        # One view per layer, taken once: a decode step is a few hundred tiny ops at batch 1, and
+        # indexing self.k[layer, :, :, a:b] would cost a select and three slices on every call.
+        self.layer_k, self.layer_v = self.k.unbind(0), self.v.unbind(0)
 
     def update(self, layer: int, start: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store k, v (B, H_kv, T, D) at positions start..start+T-1; return all keys/values so far."""
         end = start + k.shape[2]
         if end > self.max_len:
             raise ValueError(f"KV cache holds {self.max_len} positions; writing up to position {end}")
-        self.k[layer, :, :, start:end] = k
-        self.v[layer, :, :, start:end] = v
-        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+        keys, values = self.layer_k[layer], self.layer_v[layer]
+        keys.narrow(2, start, end - start).copy_(k)
+        values.narrow(2, start, end - start).copy_(v)
+        return keys.narrow(2, 0, end), values.narrow(2, 0, end)
 
 
 class Attention(nn.Module):
