@@ -209,7 +209,10 @@ class KVCache:
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         # One view per layer, taken once: a decode step is a few hundred tiny ops at batch 1, and
         # indexing self.k[layer, :, :, a:b] would cost a select and three slices on every call.
-        self.layer_k, self.layer_v = self.k.unbind(0), self.v.unbind(0)
+        # (Selected one by one: unbind's views may not be written in place under autograd when the
+        # cache was made under no_grad.)
+        self.layer_k = [self.k[layer] for layer in range(config.n_layer)]
+        self.layer_v = [self.v[layer] for layer in range(config.n_layer)]
 
     def update(self, layer: int, start: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store k, v (B, H_kv, T, D) at positions start..start+T-1; return all keys/values so far."""
