@@ -136,7 +136,7 @@ def bench_pretrain(config: str = "best", seconds: float = 90.0, device: str | No
     _, timing = run(timing_steps)
     if c.get("compile"):  # the first steps compile: time the steps after them (the real run then
         # finds the compiled code in the cache: its warm-up took 0.5 s on an H200 after a 20 s compile)
-        step_seconds = c["batch_size"] * c["seq_len"] / timing.tokens_per_s_after(WARMUP_STEPS)
+        step_seconds = timing.tokens_per_step / timing.tokens_per_s_after(WARMUP_STEPS)
     else:
         step_seconds = timing.seconds / timing_steps
     # 10% headroom: steps late in a run were measured to take longer than the first 30 (with 5%,

@@ -323,6 +323,8 @@ def midtrain(budget: Budget | str | None = None, checkpoint_prefix: str | Path |
 # Reports
 
 
+# How tables, plots and reports name the operations of the tool-use probes.
+OP_NAMES = {"+": "addition", "-": "subtraction"}
 PROBE_NAMES = {"facts_seen": "facts of seen people", "addition_2digit": "held-out 2-digit addition",
                "subtraction_2digit": "held-out 2-digit subtraction", "addition_3digit": "held-out 3-digit addition"}
 
@@ -348,8 +350,7 @@ COMPARISON_COLUMNS = ("measure", "base model", "continue (pretraining mix)", "an
 
 def tool_rows(summary: dict) -> list[list[str]]:
     """Large-number arithmetic of the annealed model: without the tool, with it, and how often it called it."""
-    names = {"+": "addition", "-": "subtraction"}
-    return [[f"{row['digits']}-digit {names.get(row['op'], row['op'])}", f"{100 * row['without_tool']:.1f}%",
+    return [[f"{row['digits']}-digit {OP_NAMES.get(row['op'], row['op'])}", f"{100 * row['without_tool']:.1f}%",
              f"{100 * row['with_tool']:.1f}%", f"{100 * row['called_tool']:.0f}%"] for row in summary["tools"]]
 
 

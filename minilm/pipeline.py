@@ -164,7 +164,7 @@ def stage_midtrain(budget: Budget, run: Run) -> dict:
     import matplotlib.pyplot as plt
 
     from .artifacts import base_model_artifact, midtrain_artifact
-    from .midtrain import COMPARISON_COLUMNS, TOOL_COLUMNS, comparison_rows, tool_example, tool_rows
+    from .midtrain import COMPARISON_COLUMNS, OP_NAMES, TOOL_COLUMNS, comparison_rows, tool_example, tool_rows
     from .plots_midtrain import plot_anneal_curves, plot_tool_accuracy
 
     _, _, summary = midtrain_artifact(budget)
@@ -192,7 +192,7 @@ def stage_midtrain(budget: Budget, run: Run) -> dict:
         figures[f"{name}_facts_seen"] = runs[name]["probes"]["facts_seen"]["accuracy"]
         figures[f"{name}_subtraction_2digit"] = runs[name]["probes"]["subtraction_2digit"]["accuracy"]
     for row in summary["tools"]:  # every operand size: where the tool starts to pay, and where copying fails
-        op = {"+": "addition", "-": "subtraction"}.get(row["op"], row["op"])
+        op = OP_NAMES.get(row["op"], row["op"])
         figures[f"{row['digits']}digit_{op}_without_tool"] = row["without_tool"]
         figures[f"{row['digits']}digit_{op}_with_tool"] = row["with_tool"]
     return figures

@@ -65,8 +65,9 @@ def plot_tool_accuracy(rows: list[dict], ax=None):
 
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 3.6))
-    names = {"+": "addition", "-": "subtraction"}
-    labels = [f"{r['digits']}-digit\n{names.get(r['op'], r['op'])}" for r in rows]
+    from .midtrain import OP_NAMES
+
+    labels = [f"{r['digits']}-digit\n{OP_NAMES.get(r['op'], r['op'])}" for r in rows]
     x = np.arange(len(rows))
     ax.bar(x - 0.2, [100 * r["without_tool"] for r in rows], 0.4, label="without the tool (answers directly)")
     ax.bar(x + 0.2, [100 * r["with_tool"] for r in rows], 0.4, label="with the calculator")

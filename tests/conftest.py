@@ -43,3 +43,23 @@ def isolated_runs(tmp_path, monkeypatch):
     """Point artifacts and pipeline runs at a temporary folder."""
     monkeypatch.setenv("MINILM_RUNS", str(tmp_path / "runs"))
     return tmp_path / "runs"
+
+
+@pytest.fixture
+def torchrun():
+    """``torchrun(nproc, *args, env=..., timeout=...)``: run ``python -m torch.distributed.run
+    --nproc_per_node nproc *args`` with its rendezvous on a free loopback port; returns the finished
+    process (output captured). ``env`` adds to this process's environment."""
+    import socket
+    import subprocess
+    import sys
+
+    def launch(nproc: int, *args: str, env: dict | None = None, timeout: float = 300):
+        with socket.socket() as probe:  # a free port on loopback for the rendezvous
+            probe.bind(("127.0.0.1", 0))
+            port = str(probe.getsockname()[1])
+        return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
+                               "--master_addr", "127.0.0.1", "--master_port", port, *args],
+                              capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=timeout)
+
+    return launch

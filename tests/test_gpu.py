@@ -3,10 +3,7 @@ on the GPU, and torchrun with NCCL. Skipped where no CUDA GPU is present (CI); r
 machine with `pytest tests/test_gpu.py`."""
 
 import json
-import os
-import socket
-import subprocess
-import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +37,7 @@ def test_bf16_compiled_training_on_the_gpu_tracks_fp32_training_on_the_cpu():
     for device, compiled in (("cpu", False), ("cuda", True)):
         torch.manual_seed(0)
         model = GPT(SMALL)
-        result = train(model, PATTERN, TrainConfig(**{**cfg.__dict__, "compile": compiled}), device=device,
-                       progress=False, log_every=1)
+        result = train(model, PATTERN, replace(cfg, compile=compiled), device=device, progress=False, log_every=1)
         losses[device] = np.array([r["loss"] for r in result.history])
     # bf16 rounds activations to 8 bits of mantissa: the curves agree closely, not bit for bit.
     assert abs(losses["cuda"][0] - losses["cpu"][0]) < 0.02 * losses["cpu"][0]
@@ -68,15 +64,9 @@ def test_kv_cache_on_the_gpu_gives_the_tokens_and_logits_of_full_forwards(config
     assert torch.allclose(stepped, full, atol=1e-4)
 
 
-def test_torchrun_with_nccl_trains_like_one_process(tmp_path):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = str(probe.getsockname()[1])
+def test_torchrun_with_nccl_trains_like_one_process(tmp_path, torchrun):
     out = tmp_path / "ddp.json"
-    worker = Path(__file__).with_name("_ddp_train.py")
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1",
-                             "--master_addr", "127.0.0.1", "--master_port", port, str(worker), str(out)],
-                            capture_output=True, text=True, env={**os.environ}, timeout=300)
+    result = torchrun(1, str(Path(__file__).with_name("_ddp_train.py")), str(out))
     assert result.returncode == 0, result.stderr[-2000:]
     ddp = json.loads(out.read_text())
     torch.manual_seed(0)

@@ -58,27 +58,16 @@ def test_cli_rejects_a_bad_depth_in_one_line(capsys):
     assert exit_info.value.code == 2 and "depth=-2" in err and "Traceback" not in err
 
 
-def test_torchrun_pretrain_splits_each_batch_and_trains_like_one_process(isolated_runs):
+def test_torchrun_pretrain_splits_each_batch_and_trains_like_one_process(isolated_runs, torchrun):
     # `torchrun --nproc_per_node 2 -m minilm --budget smoke pretrain`, on 2 CPU processes (gloo):
     # each process takes half the rows of every batch, so the run is one process's run with two
     # micro-batches of half the rows, and process 0 alone writes the artifact and reports.
-    import os
-    import socket
-    import subprocess
-    import sys
-
     from minilm.model import GPT
     from minilm.pretrain import load_tokens, model_config, train_config
     from minilm.train import train
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = str(probe.getsockname()[1])
-    env = {**os.environ, "MINILM_RUNS": str(isolated_runs), "OMP_NUM_THREADS": "1"}
-    launched = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                               "--master_addr", "127.0.0.1", "--master_port", port,
-                               "-m", "minilm", "--budget", "smoke", "pretrain"],
-                              capture_output=True, text=True, env=env, timeout=600)
+    launched = torchrun(2, "-m", "minilm", "--budget", "smoke", "pretrain",
+                        env={"MINILM_RUNS": str(isolated_runs), "OMP_NUM_THREADS": "1"}, timeout=600)
     assert launched.returncode == 0, launched.stderr[-2000:]
     assert launched.stdout.count("facts of seen people") == 1
     budget = get_budget("smoke")

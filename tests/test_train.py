@@ -163,24 +163,13 @@ def test_bad_train_config():
         TrainConfig(optimizer="sgd")
 
 
-def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path):
+def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path, torchrun):
     import json
-    import os
-    import subprocess
-    import sys
     from pathlib import Path
 
-    import socket
-
-    with socket.socket() as probe:  # a free port on loopback for the rendezvous
-        probe.bind(("127.0.0.1", 0))
-        port = str(probe.getsockname()[1])
     out = tmp_path / "ddp.json"
     worker = Path(__file__).with_name("_ddp_train.py")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                             "--master_addr", "127.0.0.1", "--master_port", port, str(worker), str(out)],
-                            capture_output=True, text=True, env=env, timeout=300)
+    result = torchrun(2, str(worker), str(out), env={"OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"})
     assert result.returncode == 0, result.stderr[-2000:]
     ddp = json.loads(out.read_text())
     assert ddp["world"] == 2
