@@ -64,7 +64,7 @@ PRETRAIN_BENCH_CONFIGS = {
     # 6 layers 2.422, 2 layers 2.234, and 2 layers with both learning rates doubled 2.219 (1 layer
     # 2.209 but past the budget; untied embeddings, batch 16, width 96, 3x the rates: 2.22-2.24).
     "best": dict(style="modern", vocab=2048, n_layer=2, n_head=4, n_embd=128, seq_len=64, batch_size=32,
-                 lr=8e-3, warmup_steps=30, min_lr_ratio=0.0, optimizer="muon", muon_lr=0.04),
+                 lr=8e-3, warmup_steps=30, min_lr_ratio=0.0, optimizer="muon", muon_lr=0.04, weight_decay=0.2),
     # The GPU configuration: GPTConfig.from_depth(12) (12 layers x 768 wide, 12 heads of 64, modern
     # components), 1024-token context, 64k tokens per step, bf16 autocast, torch.compile, fused
     # AdamW. It reports MFU (on an H200: 40.1% at batch 32, 42.5% at 64); on a CPU it runs, slowly.
@@ -132,16 +132,13 @@ def bench_pretrain(config: str = "best", seconds: float = 90.0, device: str | No
                           muon_lr=c.get("muon_lr", 0.02), compile=c.get("compile", False), eval_every=0, seed=seed)
         return model, train(model, train_ids, cfg, device=device, progress=False, log_every=WARMUP_STEPS)
 
-    timing_steps = 3 * WARMUP_STEPS
-    _, timing = run(timing_steps)
-    if c.get("compile"):  # the first steps compile: time the steps after them (the real run then
-        # finds the compiled code in the cache: its warm-up took 0.5 s on an H200 after a 20 s compile)
-        step_seconds = timing.tokens_per_step / timing.tokens_per_s_after(WARMUP_STEPS)
-    else:
-        step_seconds = timing.seconds / timing_steps
-    # 10% headroom: steps late in a run were measured to take longer than the first 30 (with 5%,
-    # 90-second runs took up to 97 s).
-    steps = max(1, int(0.90 * seconds / step_seconds))
+    # Plan the steps from the steady time per step of a short timing run: its first WARMUP_STEPS pay
+    # for allocation (and compilation, which the real run then finds in the cache), so counting them
+    # made every step look ~15% slower and 90-second runs stop after 68-84 s. 7% headroom is left
+    # for the machine's speed changing between the timing run and the real one.
+    _, timing = run(4 * WARMUP_STEPS)
+    step_seconds = timing.tokens_per_step / timing.tokens_per_s_after(WARMUP_STEPS)
+    steps = max(1, int(0.93 * seconds / step_seconds))
     model, result = run(steps)
     final = evaluate(model, val_ids, c["seq_len"], 64, eval_tokens or len(val_ids), token_byte_lengths(tokenizer), device)
     flops = model.flops_per_token(c["seq_len"], unembedding=True)

@@ -30,20 +30,25 @@ NEWTON_SCHULZ_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 def orthogonalize(matrix: torch.Tensor, steps: int = 5, eps: float = 1e-7) -> torch.Tensor:
     """An approximation of U V^T for ``matrix = U S V^T``, by Newton-Schulz iteration.
 
-    Works on the wide orientation (rows <= columns) so the Gram matrix X X^T is the small one.
+    ``matrix`` is one 2-D matrix or a stack of same-shape matrices (..., rows, columns), each
+    orthogonalized on its own: Muon stacks the matrices of one shape so that every iteration is one
+    batched product instead of one small product per matrix (on a CPU, with small matrices, the
+    per-call overhead was most of the optimizer's time). Works on the wide orientation
+    (rows <= columns) so the Gram matrix X X^T is the small one.
     """
-    if matrix.dim() != 2:
-        raise ValueError(f"orthogonalize needs a 2-D matrix, got shape {tuple(matrix.shape)}")
+    if matrix.dim() < 2:
+        raise ValueError(f"orthogonalize needs a 2-D matrix (or a stack of them), got shape {tuple(matrix.shape)}")
     a, b, c = NEWTON_SCHULZ_COEFFICIENTS
     x = matrix.float()
-    tall = x.size(0) > x.size(1)
+    tall = x.size(-2) > x.size(-1)
     if tall:
-        x = x.T
-    x = x / (x.norm() + eps)  # the Frobenius norm bounds the top singular value: all now <= 1
+        x = x.mT
+    # The Frobenius norm bounds the top singular value: all are now <= 1.
+    x = x / (torch.linalg.matrix_norm(x, keepdim=True) + eps)
     for _ in range(steps):
-        gram = x @ x.T
+        gram = x @ x.mT
         x = a * x + (b * gram + c * gram @ gram) @ x
-    return (x.T if tall else x).to(matrix.dtype)
+    return (x.mT if tall else x).to(matrix.dtype)
 
 
 class Muon(torch.optim.Optimizer):
@@ -70,19 +75,24 @@ class Muon(torch.optim.Optimizer):
         loss = closure() if closure is not None else None
         for group in self.param_groups:
             lr, momentum, decay = group["lr"], group["momentum"], group["weight_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if "momentum_buffer" not in state:
-                    state["momentum_buffer"] = torch.zeros_like(p)
-                buffer = state["momentum_buffer"]
-                buffer.lerp_(p.grad, 1 - momentum)  # exponential moving average of gradients
-                direction = p.grad.lerp(buffer, momentum) if group["nesterov"] else buffer
-                update = orthogonalize(direction, group["ns_steps"])
-                if decay:
-                    p.mul_(1 - lr * decay)
-                p.add_(update, alpha=-lr * max(1.0, p.size(0) / p.size(1)) ** 0.5)
+            params = [p for p in group["params"] if p.grad is not None]
+            for p in params:
+                if "momentum_buffer" not in self.state[p]:
+                    self.state[p]["momentum_buffer"] = torch.zeros_like(p)
+            grads = [p.grad for p in params]
+            buffers = [self.state[p]["momentum_buffer"] for p in params]
+            # One call per operation for all matrices (the "foreach" form), not a Python loop.
+            torch._foreach_lerp_(buffers, grads, 1 - momentum)  # exponential moving average of gradients
+            directions = torch._foreach_lerp(grads, buffers, momentum) if group["nesterov"] else buffers
+            if decay:
+                torch._foreach_mul_(params, 1 - lr * decay)
+            by_shape: dict[tuple, list[int]] = {}
+            for i, p in enumerate(params):
+                by_shape.setdefault(tuple(p.shape), []).append(i)
+            for shape, indices in by_shape.items():
+                updates = orthogonalize(torch.stack([directions[i] for i in indices]), group["ns_steps"])
+                scale = -lr * max(1.0, shape[0] / shape[1]) ** 0.5
+                torch._foreach_add_([params[i] for i in indices], list(updates.unbind(0)), alpha=scale)
         return loss
 
 

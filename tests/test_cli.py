@@ -86,7 +86,10 @@ def test_bench_pretrain_trains_for_its_time_budget_and_reports():
     assert result["config"]["vocab_size"] < 120 and result["config"]["steps"] >= 1  # characters, as nanoGPT's run
     assert result["mfu"] is None and result["device"] == "cpu"  # no MFU without a known GPU peak
     assert result["attention_kernels"] == ["aten::_scaled_dot_product_flash_attention_for_cpu"]
-    assert 0 < result["seconds"] < 30 and result["tokens_per_s"] > 0 and 1.0 < result["val_bpb"] < 9.0
+    assert result["tokens_per_s"] > 0 and 1.0 < result["val_bpb"] < 9.0
+    # The steps are planned from the steady step time: the run takes about its budget (not the 60-85%
+    # the first plan gave), with room for a machine whose speed changes between timing and run.
+    assert 0.8 < result["seconds"] < 4.0, result["seconds"]
     with pytest.raises(ValueError, match="config="):
         bench_pretrain("huge")
     best = bench_pretrain("best", seconds=2, eval_tokens=2_000)  # BPE + Muon path

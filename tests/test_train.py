@@ -145,6 +145,39 @@ def test_muon_update_is_close_to_the_orthogonal_factor():
         Muon([torch.nn.Parameter(torch.zeros(4))])
 
 
+@pytest.mark.parametrize("shape", [(24, 64), (64, 24)])
+def test_a_stack_of_matrices_is_orthogonalized_one_by_one(shape):
+    # Muon stacks same-shape matrices into one batched iteration: each must come out as if alone.
+    from minilm.muon import orthogonalize
+
+    stack = torch.randn(3, *shape, generator=torch.Generator().manual_seed(2))
+    batched = orthogonalize(stack)
+    for matrix, out in zip(stack, batched):
+        torch.testing.assert_close(out, orthogonalize(matrix), rtol=1e-5, atol=1e-6)
+
+
+def test_muon_steps_match_a_plain_loop_over_the_matrices():
+    # The optimizer works on stacks and foreach lists; this is its update written one matrix at a time.
+    from minilm.muon import Muon, orthogonalize
+
+    torch.manual_seed(0)
+    params = [torch.nn.Parameter(torch.randn(*s)) for s in [(8, 16), (8, 16), (16, 8), (12, 12)]]
+    expected = [p.detach().clone() for p in params]
+    buffers = [torch.zeros_like(p) for p in params]
+    optimizer = Muon(params, lr=0.05, momentum=0.9, weight_decay=0.1)
+    for _ in range(3):
+        grads = [torch.randn_like(p) for p in params]
+        for p, g in zip(params, grads):
+            p.grad = g.clone()
+        optimizer.step()
+        for i, g in enumerate(grads):
+            buffers[i] = buffers[i].lerp(g, 1 - 0.9)
+            update = orthogonalize(g.lerp(buffers[i], 0.9))
+            expected[i] = expected[i] * (1 - 0.05 * 0.1) - 0.05 * max(1.0, g.size(0) / g.size(1)) ** 0.5 * update
+    for p, e in zip(params, expected):
+        torch.testing.assert_close(p.detach(), e, rtol=1e-5, atol=1e-6)
+
+
 def test_a_checkpoint_from_another_optimizer_is_a_clear_error(tmp_path):
     path = tmp_path / "adamw.pt"
     cfg = TrainConfig(steps=2, batch_size=2, seq_len=8, eval_every=0)
