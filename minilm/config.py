@@ -221,6 +221,11 @@ class MidtrainConfig:
         base model's).
     lr, warmup_steps: the learning rate reached after ``warmup_steps`` (from a fresh optimizer), then
         decayed linearly to 0 at the last step.
+    optimizer, muon_lr: "muon" trains the blocks' weight matrices with Muon (peak rate ``muon_lr``)
+        and the rest with AdamW (``lr``); "adamw" trains everything with AdamW. Muon is the default
+        because it taught the calculator calls far faster: at the laptop budget, 1000 anneal steps
+        with Muon wrote right calls for 98-100% of held-out 4- and 5-digit problems, with AdamW
+        9-37% and 0% (chapter 07).
     mixture: the annealing mix, (source, weight) pairs as in DataConfig. Sources: those of the
         pretraining mix, plus ``curated_arithmetic`` (equations and worked solutions drawn with the
         ``curated_*`` settings: all three operations equally, more 3-digit problems).
@@ -241,6 +246,8 @@ class MidtrainConfig:
     batch_size: int = 32
     lr: float = 3e-3
     warmup_steps: int = 20
+    optimizer: str = "muon"
+    muon_lr: float = 0.02
     mixture: tuple[tuple[str, float], ...] = ANNEAL_MIXTURE
     tool_share: float = 0.4
     curated_docs: int = 2000
@@ -262,6 +269,8 @@ class MidtrainConfig:
         check_range("batch_size", self.batch_size, 1, 10**6)
         check_range("lr", self.lr, 0.0, 10.0)
         check_range("warmup_steps", self.warmup_steps, 0, self.steps - 1)
+        check_choice("optimizer", self.optimizer, ("adamw", "muon"))
+        check_range("muon_lr", self.muon_lr, 0.0, 10.0)
         check_mixture(self.mixture)
         check_range("tool_share", self.tool_share, 0.0, 0.95)
         check_range("curated_docs", self.curated_docs, 1, 10_000_000)

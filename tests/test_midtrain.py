@@ -199,11 +199,23 @@ def test_midtrain_config_is_validated():
         MidtrainConfig(grow_width=100)
     with pytest.raises(ConfigError, match="tool_share=1.0 is out of range"):
         MidtrainConfig(tool_share=1.0)
+    with pytest.raises(ConfigError, match="optimizer='sgd'"):
+        MidtrainConfig(optimizer="sgd")
     config = MidtrainConfig(tool_share=0.4)
     assert sum(config.weights().values()) == pytest.approx(1.0)
     base_mix = config.weights({"shakespeare": 1.0, "arithmetic": 3.0})
     assert base_mix == pytest.approx({"shakespeare": 0.15, "arithmetic": 0.45, "tool_arithmetic": 0.4})
     assert "tool_arithmetic" not in MidtrainConfig(tool_share=0.0).weights()
+
+
+def test_both_runs_train_with_the_configured_optimizer():
+    from minilm.midtrain import train_config
+
+    budget = get_budget("smoke")
+    muon = train_config(budget)
+    assert (muon.optimizer, muon.muon_lr) == ("muon", budget.midtrain.muon_lr)
+    adamw = train_config(budget.with_overrides(midtrain=replace(budget.midtrain, optimizer="adamw")))
+    assert adamw.optimizer == "adamw" and (adamw.lr, adamw.steps) == (muon.lr, muon.steps)
 
 
 # -- the artifact -----------------------------------------------------------------------------
@@ -310,6 +322,7 @@ def test_an_interrupted_build_resumes(built, tiny_budget, monkeypatch):
 def test_the_key_follows_midtraining_but_not_the_growing_experiment(tiny_budget):
     path = midtrain_model_path(tiny_budget)
     assert path != midtrain_model_path(tiny_budget.with_overrides(midtrain=replace(TINY_MID, lr=1e-3)))
+    assert path != midtrain_model_path(tiny_budget.with_overrides(midtrain=replace(TINY_MID, optimizer="adamw")))
     assert path == midtrain_model_path(tiny_budget.with_overrides(midtrain=replace(TINY_MID, grow_steps=99)))
     other_base = tiny_budget.with_overrides(pretrain=replace(tiny_budget.pretrain, steps=5))
     assert base_model_path(other_base) != base_model_path(tiny_budget)
