@@ -195,9 +195,9 @@ def train_config(budget: Budget) -> TrainConfig:
     """Both runs: warmup, then the learning rate decays linearly to zero (WSD with all of it decay)."""
     m = budget.midtrain
     return TrainConfig(steps=m.steps, batch_size=m.batch_size, seq_len=budget.pretrain.seq_len, lr=m.lr,
-                       optimizer=m.optimizer, muon_lr=m.muon_lr, warmup_steps=m.warmup_steps, schedule="wsd", decay_fraction=1.0, min_lr_ratio=0.0,
-                       eval_every=m.eval_every, checkpoint_every=max(50, m.steps // 5), compile=budget.pretrain.compile,
-                       seed=1)
+                       optimizer=m.optimizer, muon_lr=m.muon_lr, warmup_steps=m.warmup_steps, schedule="wsd",
+                       decay_fraction=1.0, min_lr_ratio=0.0, eval_every=m.eval_every,
+                       checkpoint_every=max(50, m.steps // 5), compile=budget.pretrain.compile, seed=1)
 
 
 def task_probes(model, tokenizer, world, n: int) -> dict:
