@@ -215,6 +215,41 @@ def cache_timings(model, prompts: list[list[int]], new_tokens: int, repeats: int
     return uncached, cached
 
 
+def decode_step_seconds(model, prompt_tokens: int = 8, steps: int = 256, repeats: int = 5) -> tuple[float, float]:
+    """Seconds per cached decode step at batch 1 through ``model.forward`` and through the engine's
+    flat :class:`minilm.decode_step.DecodeStep`, ``(forward, flat)``: the median of ``repeats`` runs of
+    ``steps`` steps each, the two kinds interleaved so that the machine's slow spells hit both.
+
+    Both write the same cache slots (positions ``prompt_tokens`` onwards), which a timing allows.
+    """
+    import statistics
+
+    import torch
+
+    from .decode_step import DecodeStep
+    from .model import KVCache
+
+    if min(prompt_tokens, steps, repeats) < 1 or prompt_tokens + steps > model.config.block_size:
+        raise ValueError(f"prompt_tokens={prompt_tokens} + steps={steps} must fit block_size="
+                         f"{model.config.block_size}, and repeats={repeats} must be >= 1")
+    device = next(model.parameters()).device
+    flat = DecodeStep(model)
+    cache = KVCache(model.config, 1, prompt_tokens + steps, device=device, dtype=next(model.parameters()).dtype)
+    prompt = torch.arange(prompt_tokens, device=device)[None] % model.config.vocab_size
+    token = prompt[:, -1:]
+    runs = {"forward": lambda p: model(token, cache=cache, start=p, last_only=True), "flat": lambda p: flat(token, cache, p)}
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    with torch.inference_mode():
+        model(prompt, cache=cache, start=0)
+        for _ in range(repeats):
+            for name, run in runs.items():
+                begin = time.perf_counter()
+                for position in range(prompt_tokens, prompt_tokens + steps):
+                    run(position)
+                times[name].append((time.perf_counter() - begin) / steps)
+    return statistics.median(times["forward"]), statistics.median(times["flat"])
+
+
 def with_context(model, block_size: int):
     """The same weights in a model whose RoPE tables reach ``block_size`` positions (timing only).
 
@@ -247,6 +282,8 @@ def bench_generate(budget: str | None = None, new_tokens: int = 512, batch_size:
     * ``decode_tokens_per_s``: new tokens per second of that cached batch-1 run (prefill included);
       ``int8_decode_tokens_per_s`` the same with int8 weights (``minilm.quantize``).
     * ``batch_tokens_per_s``: new tokens per second over ``batch_size`` prompts decoded together.
+    * ``decode_step_ms``: one cached decode step at batch 1 through ``GPT.forward`` and through the
+      engine's flat ``DecodeStep`` (:func:`decode_step_seconds`), which the cached timings above use.
     * ``int8_size_ratio``: bytes of the int8 linear layers (and scales) over their fp32 bytes.
     * ``int8_bpb_delta``: relative change of validation bits per byte (int8 / fp32 - 1) over the
       budget's validation tokens (the first ``eval_tokens``, default all), as ``minilm.pretrain``
@@ -288,6 +325,7 @@ def bench_generate(budget: str | None = None, new_tokens: int = 512, batch_size:
         in_block_uncached, in_block_cached = cache_timings(model, prompts[:1], in_block, repeats)
         speedup_in_block = in_block_uncached / in_block_cached
     int8_cached = generation_seconds(quantize_model(timing_model), prompts[:1], timed, repeats=repeats)
+    forward_step, flat_step = decode_step_seconds(timing_model, prompt_tokens, timed)
 
     int8 = quantize_model(model)
     fp32_bytes, int8_bytes = quantized_layer_bytes(model, int8)
@@ -303,6 +341,7 @@ def bench_generate(budget: str | None = None, new_tokens: int = 512, batch_size:
         "int8_bpb_delta": float(f"{int8_bpb / bpb - 1:.3g}"),
         "kv_speedup_in_block": round(speedup_in_block, 2),
         "int8_decode_tokens_per_s": round(timed / int8_cached, 1),
+        "decode_step_ms": {"forward": round(1e3 * forward_step, 3), "flat": round(1e3 * flat_step, 3)},
         "val_bpb": round(bpb, 4),
         "int8_val_bpb": round(int8_bpb, 4),
         "config": {"budget": budget.name, "new_tokens": new_tokens, "prompt_tokens": prompt_tokens,

@@ -10,7 +10,9 @@ The engine, bottom up:
   first real token, so a row is computed as if it were alone. The prompt is prefilled in one
   forward pass into a preallocated per-layer KV cache, then each step feeds one token per row and
   reuses the cached keys and values: a new token costs one position's work, not the whole
-  sequence's. It yields each step's tokens, which is what streaming needs.
+  sequence's. Those steps run through ``minilm.decode_step.DecodeStep``, the model's forward as
+  a flat list of ops (identical logits; at batch 1 on a CPU the per-op overhead of the general
+  forward is as large as the arithmetic). It yields each step's tokens, which is what streaming needs.
 - ``generate`` (token ids) and ``complete`` (strings) collect the tokens; ``stream`` yields the
   decoded text of one prompt as it is produced, never half a UTF-8 character.
 - ``CalculatorTool``: when the model writes ``<|calc_start|>EXPR<|calc_end|>``, the engine
@@ -39,6 +41,7 @@ from typing import Iterator, Sequence
 import torch
 
 from .calculator import evaluate
+from .decode_step import DecodeStep, applies_to
 from .model import KVCache
 from .tokenizer import CALC_END, CALC_START, RESULT_END, RESULT_START
 
@@ -247,6 +250,8 @@ def _decode_steps(model, prompts, max_new_tokens, temperature, top_k, top_p, min
     if use_cache and longest <= block:
         cache = KVCache(model.config, len(prompts), min(longest + max_new_tokens, block), device=device,
                         dtype=next(model.parameters()).dtype)
+    # The steps after the prefill run as a flat list of ops (same logits, less per-op overhead).
+    decode_step = DecodeStep(model) if cache is not None and applies_to(model) else None
     stops = set(stop_ids)
     rows = [list(p) for p in prompts]  # prompt + output, what the tool reads
     forced = [deque() for _ in prompts]
@@ -257,8 +262,12 @@ def _decode_steps(model, prompts, max_new_tokens, temperature, top_k, top_p, min
         for step in range(max_new_tokens):
             length = ids.shape[1]
             if cache is not None and length <= block:
-                new = ids if step == 0 else ids[:, -1:]  # prefill the prompt, then one token at a time
-                logits, _ = model(new, cache=cache, start=length - new.shape[1], pad=pad, last_only=True)
+                if step == 0:  # prefill the prompt, then one token at a time
+                    logits, _ = model(ids, cache=cache, start=0, pad=pad, last_only=True)
+                elif decode_step is not None:
+                    logits = decode_step(ids[:, -1:], cache, length - 1, pad)
+                else:
+                    logits, _ = model(ids[:, -1:], cache=cache, start=length - 1, pad=pad, last_only=True)
             else:
                 window = ids[:, -block:]
                 cut = length - window.shape[1]

@@ -186,6 +186,7 @@ def test_bench_generate_measures_cache_batching_and_int8(tiny_generation_bench):
     assert model.config.block_size == 32  # the base model itself is not changed
     assert result["kv_speedup"] > 0.3 and result["kv_speedup_in_block"] > 0.3  # timings: only sane, not fast
     assert result["decode_tokens_per_s"] > 0 and result["batch_tokens_per_s"] > 0
+    assert set(result["decode_step_ms"]) == {"forward", "flat"} and min(result["decode_step_ms"].values()) > 0
     assert 0.25 < result["int8_size_ratio"] <= 0.30
     bpb = evaluate(model, tokens, 32, 64, len(tokens), byte_lengths)["bpb"]
     assert result["val_bpb"] == pytest.approx(bpb, abs=1e-4)
