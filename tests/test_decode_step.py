@@ -43,7 +43,8 @@ def decode_both_ways(model, prompts: torch.Tensor, pad, steps: int):
     """Prefill ``prompts`` into two caches, then feed the same tokens through ``forward`` and the flat
     step; return both lists of logits and both caches."""
     B, T = prompts.shape
-    caches = [KVCache(model.config, B, T + steps), KVCache(model.config, B, T + steps)]
+    dtype = next(model.parameters()).dtype
+    caches = [KVCache(model.config, B, T + steps, dtype=dtype), KVCache(model.config, B, T + steps, dtype=dtype)]
     step = DecodeStep(model)
     slow, fast = [], []
     with torch.inference_mode():
@@ -73,6 +74,13 @@ def test_int8_layers_run_as_their_modules():
     int8 = quantize_model(sharp(GPT(VARIANTS["modern"])))
     slow, fast, _ = decode_both_ways(int8, torch.tensor([[1, 2, 3]]), None, steps=4)
     assert all(torch.equal(a, b) for a, b in zip(slow, fast))
+
+
+def test_a_bfloat16_model_takes_the_norms_own_low_precision_path():
+    torch.manual_seed(0)
+    model = sharp(GPT(VARIANTS["modern-gqa-qknorm"])).to(torch.bfloat16)
+    slow, fast, _ = decode_both_ways(model, torch.tensor([[1, 2, 3]]), None, steps=4)
+    assert fast[0].dtype == torch.bfloat16 and all(torch.equal(a, b) for a, b in zip(slow, fast))
 
 
 def test_the_engine_uses_the_flat_step_and_matches_recomputing(model, monkeypatch):
