@@ -12,8 +12,9 @@ positions lands on the cached one in full.
 ``DecodeStep(model)`` reads the model's parameters once (references, not copies, so it never goes
 stale while it is in use) and computes exactly what ``model(idx, cache=cache, start=start,
 pad=pad)`` computes for one new token per row, op for op. The logits are identical, not merely
-close: the tests compare them with ``torch.equal``. Layers it does not know (``minilm.quantize``'s
-int8 linears and embedding) are called as the modules they are.
+close: the tests compare them with ``torch.equal``. The token and position lookups are
+``GPT.embed``, the same method ``forward`` calls; layers it does not know (``minilm.quantize``'s
+int8 linears) are called as the modules they are.
 
 >>> from minilm.model import GPT, GPTConfig, KVCache
 >>> _ = torch.manual_seed(0)
@@ -36,14 +37,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .model import GPT, KVCache, RMSNorm, apply_rope, padded_causal_mask, row_positions
+from .model import GPT, KVCache, RMSNorm, apply_rope, padded_causal_mask
 
 Op = Callable[[torch.Tensor], torch.Tensor]
 
 
 def _flat(module: nn.Module | None) -> Op | None:
-    """The functional call of a plain Linear / RMSNorm / LayerNorm / Embedding (bound to its
-    tensors), or the module itself for anything else (int8 layers keep their forward)."""
+    """The functional call of a plain Linear / RMSNorm / LayerNorm (bound to its tensors), or the
+    module itself for anything else (int8 layers keep their forward)."""
     if module is None:
         return None
     if type(module) is nn.Linear:
@@ -55,8 +56,6 @@ def _flat(module: nn.Module | None) -> Op | None:
     if type(module) is nn.LayerNorm:
         return partial(F.layer_norm, normalized_shape=module.normalized_shape, weight=module.weight,
                        bias=module.bias, eps=module.eps)
-    if type(module) is nn.Embedding and module.padding_idx is None and module.max_norm is None:
-        return partial(F.embedding, weight=module.weight)
     return module
 
 
@@ -74,10 +73,9 @@ class DecodeStep:
     def __init__(self, model: GPT):
         if not applies_to(model):
             raise TypeError(f"DecodeStep computes minilm.model.GPT's forward; {type(model).__name__} has its own")
-        c = self.config = model.config
+        c = model.config
         self.heads, self.kv_heads, self.head_dim = c.n_head, c.kv_heads, c.head_dim
-        self.embed, self.positions = _flat(model.wte), _flat(model.wpe)
-        self.rope = (model.rope_cos, model.rope_sin) if c.position == "rope" else None
+        self.embed = model.embed  # once per step: the token (and position) lookups and the RoPE angles
         self.layers = []
         for block in model.blocks:
             attn, mlp = block.attn, block.mlp
@@ -92,17 +90,8 @@ class DecodeStep:
         B, T = idx.shape
         if T != 1:
             raise ValueError(f"a decode step takes one token per row, (B, 1); got shape {tuple(idx.shape)}")
-        if start + 1 > self.config.block_size:
-            raise ValueError(f"positions up to {start + 1} exceed block_size={self.config.block_size}")
         heads, kv, hd = self.heads, self.kv_heads, self.head_dim
-        positions = None if pad is None else row_positions(pad, start, 1)
-        x = self.embed(idx)
-        if self.positions is not None:
-            x = x + self.positions(torch.arange(start, start + 1, device=idx.device) if positions is None else positions)
-        rope = None
-        if self.rope is not None:
-            cos, sin = self.rope
-            rope = (cos[start : start + 1], sin[start : start + 1]) if positions is None else (cos[positions], sin[positions])
+        x, rope = self.embed(idx, start, pad)
         mask = None if pad is None else padded_causal_mask(pad, start, 1, start + 1)
         for layer, (ln_1, c_attn, q_norm, k_norm, o_proj, ln_2, gate, up, down, approximate) in enumerate(self.layers):
             # Attention: with one position, (B, 1, heads, D) -> (B, heads, 1, D) is a view, not a transpose.

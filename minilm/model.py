@@ -346,24 +346,8 @@ class GPT(nn.Module):
         ``last_only`` returns the logits of the last position only, (B, 1, vocab): all that
         sampling needs, and it spares the unembedding of every earlier position.
         """
-        B, T = idx.shape
-        if start + T > self.config.block_size:
-            raise ValueError(f"positions up to {start + T} exceed block_size={self.config.block_size}")
-        if pad is not None and tuple(pad.shape) != (B,):
-            raise ValueError(f"pad must hold one count per row, shape ({B},); got {tuple(pad.shape)}")
-        # Positions of the new tokens: start..start+T-1, or per row in a left-padded batch (each row
-        # counts from its first real token). Looked up once here, not again in every layer.
-        positions = None if pad is None else row_positions(pad, start, T)
-        x = self.wte(idx)
-        if self.wpe is not None:
-            x = x + self.wpe(torch.arange(start, start + T, device=idx.device) if positions is None else positions)
+        x, rope = self.embed(idx, start, pad)
         x = self.drop(x)
-        rope = None
-        if self.config.position == "rope":
-            if positions is None:
-                rope = (self.rope_cos[start : start + T], self.rope_sin[start : start + T])
-            else:
-                rope = (self.rope_cos[positions], self.rope_sin[positions])
         for block in self.blocks:
             x = block(x, rope, cache, start, pad)
         if last_only:
@@ -375,6 +359,31 @@ class GPT(nn.Module):
         if targets is not None:
             loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
         return logits, loss
+
+    def embed(self, idx: torch.Tensor, start: int = 0, pad: torch.Tensor | None = None):
+        """The first block's input for token ids (B, T) at slots start..start+T-1 (before dropout),
+        and the RoPE angles ``(cos, sin)`` of their positions (None without RoPE); ``pad`` as in
+        ``forward``. Raises ValueError past ``block_size`` or for a ``pad`` of the wrong shape.
+        Shared by ``forward`` and ``minilm.decode_step.DecodeStep``.
+        """
+        B, T = idx.shape
+        if start + T > self.config.block_size:
+            raise ValueError(f"positions up to {start + T} exceed block_size={self.config.block_size}")
+        if pad is not None and tuple(pad.shape) != (B,):
+            raise ValueError(f"pad must hold one count per row, shape ({B},); got {tuple(pad.shape)}")
+        # Positions of the new tokens: start..start+T-1, or per row in a left-padded batch (each row
+        # counts from its first real token). Looked up once here, not again in every layer.
+        positions = None if pad is None else row_positions(pad, start, T)
+        x = self.wte(idx)
+        if self.wpe is not None:
+            x = x + self.wpe(torch.arange(start, start + T, device=idx.device) if positions is None else positions)
+        rope = None
+        if self.config.position == "rope":
+            if positions is None:
+                rope = (self.rope_cos[start : start + T], self.rope_sin[start : start + T])
+            else:
+                rope = (self.rope_cos[positions], self.rope_sin[positions])
+        return x, rope
 
     # -- sizes ---------------------------------------------------------------------------------
 
