@@ -58,6 +58,10 @@ class TrainConfig:
     checkpoint_every: int = 0  # 0 = only at the end
     compile: bool = False  # torch.compile the model (worth it on GPUs; on CPU compiling takes a while)
     seed: int = 0
+    # > 0: train for this many seconds instead (``steps`` becomes an upper bound). The schedule then
+    # ends where the time does: it runs as if the whole run had as many steps as the pace so far
+    # projects. For time-budgeted benchmarks; the run then depends on the machine's speed.
+    max_seconds: float = 0.0
 
     def __post_init__(self):
         check_range("steps", self.steps, 1, 10**9)
@@ -75,6 +79,7 @@ class TrainConfig:
         check_range("grad_clip", self.grad_clip, 0.0, 1e6)
         check_range("eval_every", self.eval_every, 0, 10**9)
         check_range("checkpoint_every", self.checkpoint_every, 0, 10**9)
+        check_range("max_seconds", self.max_seconds, 0.0, 10**7)
 
     @property
     def tokens_per_step(self) -> int:
@@ -357,6 +362,9 @@ def train(model, train_tokens: np.ndarray, cfg: TrainConfig, val_tokens: np.ndar
     (see :func:`get_batch`); ``train_mask`` / ``val_mask`` of the same shape keep only the targets
     marked 1 in the loss (``tokens`` in the result still counts every position processed).
 
+    With ``cfg.max_seconds`` the call trains for about that long (steps up to ``cfg.steps``) and the
+    schedule ends with the time (see :class:`TrainConfig`); the budget counts from this call's start.
+
     ``stop_at`` ends this call early at that step (with a checkpoint), as an interruption would:
     the schedule still runs to ``cfg.steps``, so a later ``resume=True`` call carries on exactly.
     ``hook(step, model, history)`` runs on rank 0 every ``hook_every`` steps and after the last one
@@ -394,9 +402,12 @@ def train(model, train_tokens: np.ndarray, cfg: TrainConfig, val_tokens: np.ndar
     autocast = torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda")
     started = time.perf_counter()
     end_step = min(stop_at or cfg.steps, cfg.steps)
-    bar = tqdm(range(start_step, end_step), desc="train", initial=start_step, total=cfg.steps, disable=not progress)
+    timed = cfg.max_seconds > 0
+    bar = tqdm(range(start_step, end_step), desc="train", initial=start_step, total=None if timed else cfg.steps,
+               disable=not progress)
+    planned_steps = cfg.steps  # with a time budget, re-projected from the pace after every step
     for step in bar:
-        lr = lr_at(step, cfg.steps, cfg.warmup_steps, cfg.lr, cfg.schedule, cfg.min_lr_ratio, cfg.decay_fraction)
+        lr = lr_at(step, planned_steps, cfg.warmup_steps, cfg.lr, cfg.schedule, cfg.min_lr_ratio, cfg.decay_fraction)
         for group in optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
         # The loss stays on the device: reading it (.item()) waits for the GPU to finish the step, so
@@ -420,6 +431,18 @@ def train(model, train_tokens: np.ndarray, cfg: TrainConfig, val_tokens: np.ndar
         optimizer.zero_grad(set_to_none=True)
         result.tokens += cfg.tokens_per_step * world
         last = step + 1 == cfg.steps
+        if timed:
+            # Every process must see the same clock, or their learning rates (and last steps) would
+            # differ: under DDP the slowest one's time counts.
+            elapsed = time.perf_counter() - started
+            if ddp:
+                clock = torch.tensor([elapsed], dtype=torch.float64, device=device)
+                dist.all_reduce(clock, op=dist.ReduceOp.MAX)
+                elapsed = clock.item()
+            done = step + 1 - start_step
+            # The last step is the one after which another would end past the budget.
+            last = last or elapsed * (done + 1) / done > cfg.max_seconds
+            planned_steps = min(cfg.steps, max(step + 2, round(start_step + done * cfg.max_seconds / elapsed)))
         evaluating = val_tokens is not None and cfg.eval_every and ((step + 1) % cfg.eval_every == 0 or last)
         hooking = hook is not None and rank == 0 and hook_every and ((step + 1) % hook_every == 0 or last)
         if hooking or evaluating or (step + 1) % log_every == 0 or last:
@@ -436,9 +459,11 @@ def train(model, train_tokens: np.ndarray, cfg: TrainConfig, val_tokens: np.ndar
             if hooking:
                 record.update(hook(step + 1, model, result.history) or {})
             bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{result.tokens / max(record['seconds'], 1e-9):,.0f}")
-        stopping = step + 1 == end_step
+        stopping = step + 1 == end_step or last
         if checkpoint is not None and rank == 0 and (stopping or (cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0)):
             save_checkpoint(checkpoint, model, optimizer, step + 1, cfg, result.history)
+        if last:
+            break
     if device_type == "cuda":
         torch.cuda.synchronize(device)
     result.seconds = time.perf_counter() - started

@@ -216,6 +216,38 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path
     assert np.allclose(ddp["weights"], weights, atol=1e-5)
 
 
+def test_a_time_budget_ends_the_run_and_its_schedule_together(tmp_path):
+    cfg = TrainConfig(steps=10**6, batch_size=4, seq_len=16, lr=1e-2, warmup_steps=5, min_lr_ratio=0.0,
+                      eval_every=0, max_seconds=1.5)
+    path = tmp_path / "timed.pt"
+    result = train(model(), TOKENS, cfg, checkpoint=path, progress=False, log_every=1)
+    assert 1.2 < result.seconds < 2.0, result.seconds
+    lrs = [r["lr"] for r in result.history]
+    assert len(lrs) > 20 and max(lrs) == pytest.approx(1e-2, rel=0.05)  # warmed up to the peak...
+    assert lrs[-1] < 2e-4  # ...and decayed to the floor as the time ran out
+    assert load_checkpoint(path)["step"] == result.history[-1]["step"]  # the last step is saved
+    # cfg.steps still bounds the run; the schedule then ends at that step.
+    short = train(model(), TOKENS, replace(cfg, steps=7), progress=False, log_every=1)
+    assert short.history[-1]["step"] == 7 and short.seconds < 1.0
+    assert short.history[-1]["lr"] == pytest.approx(lr_at(6, 7, 5, 1e-2, "cosine", 0.0))
+    with pytest.raises(ConfigError, match="max_seconds"):
+        TrainConfig(max_seconds=-1)
+
+
+def test_ddp_ranks_share_one_clock_under_a_time_budget(tmp_path, torchrun):
+    import json
+    from pathlib import Path
+
+    out = tmp_path / "timed.json"
+    worker = Path(__file__).with_name("_ddp_train.py")
+    result = torchrun(2, str(worker), str(out), "1.0", env={"OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    ranks = [json.loads(Path(f"{out}.rank{r}").read_text()) for r in (0, 1)]
+    # The same learning rate at every step and the same last step, or the replicas would drift apart.
+    assert len(ranks[0]["lrs"]) > 5 and ranks[0]["lrs"] == ranks[1]["lrs"]
+    assert 0.8 < ranks[0]["seconds"] < 1.6
+
+
 def test_compiled_training_gives_the_losses_of_eager_training():
     # torch.compile (the GPU benchmark's path) must not change what is learned; on a CPU it compiles
     # C++ kernels, so this checks the compiled step end to end without a GPU.
