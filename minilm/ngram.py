@@ -54,6 +54,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import check_range
+from .train import window_starts
 
 
 # The largest V x V bigram table kept dense (entries): 4096 tokens take 64 MB in float32. Larger
@@ -92,6 +93,21 @@ def modified_discounts(counts: np.ndarray) -> tuple[float, float, float]:
     return tuple(float(min(max(d, 1e-3), c - 1e-3)) for d, c in ((d1, 1), (d2, 2), (d3, 3)))
 
 
+def ngram_keys(tokens, n: int, vocab_size: int):
+    """Every run of ``n`` consecutive tokens along the last axis of ``tokens`` (a numpy array or a
+    tensor) as one base-``vocab_size`` number, oldest token most significant: the keys the count
+    tables are sorted by, so an n-gram is found by binary search.
+
+    >>> ngram_keys(np.array([1, 2, 1, 2]), 2, vocab_size=3)  # "1 2" = 1 * 3 + 2, "2 1" = 7
+    array([5, 7, 5])
+    """
+    length = tokens.shape[-1] - n + 1
+    key = tokens[..., :length] * 0  # integer zeros of the right shape, as numpy array or tensor
+    for i in range(n):
+        key = key * vocab_size + tokens[..., i : i + length]
+    return key
+
+
 def count_ngrams(streams: list[np.ndarray], n: int, vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
     """The distinct n-grams of the streams (none spans two streams) as sorted base-``vocab_size``
     keys, oldest token most significant, with how often each occurs.
@@ -99,13 +115,7 @@ def count_ngrams(streams: list[np.ndarray], n: int, vocab_size: int) -> tuple[np
     >>> count_ngrams([np.array([1, 2, 1, 2])], 2, vocab_size=3)  # "1 2" = 5 twice, "2 1" = 7 once
     (array([5, 7]), array([2, 1]))
     """
-    keys = []
-    for s in streams:
-        if len(s) >= n:
-            key = np.zeros(len(s) - n + 1, dtype=np.int64)
-            for i in range(n):
-                key = key * vocab_size + s[i : len(s) - n + 1 + i]
-            keys.append(key)
+    keys = [ngram_keys(s, n, vocab_size) for s in streams if len(s) >= n]
     if not keys:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     return np.unique(np.concatenate(keys), return_counts=True)
@@ -118,10 +128,11 @@ class KneserNey(nn.Module):
     ``discounts`` gives one discount per order, lowest first; by default each is Ney's estimate
     from that order's counts. ``modified=True`` is Chen & Goodman's modified Kneser-Ney: three
     discounts per order, for n-grams seen once, twice and more often (:func:`modified_discounts`;
-    ``discounts`` then holds a triple per order), usually a little better. Probabilities are kept in ``dtype`` (float32: half the memory
-    traffic of float64 for a batch's distributions; float64 for exact comparisons). The tables are
-    buffers, so ``.to(device)`` moves them; they are not saved in a state dict (refit them from the
-    data: fitting is deterministic and takes about a second for a million tokens).
+    ``discounts`` then holds a triple per order; on the held-out plays better alone, worse mixed with
+    a transformer, see ``minilm.bench``). Probabilities are kept in ``dtype`` (float32: half the
+    memory traffic of float64 for a batch's distributions; float64 for exact comparisons). The
+    tables are buffers, so ``.to(device)`` moves them; they are not saved in a state dict (refit
+    them from the data: fitting is deterministic and takes about a second for a million tokens).
     """
 
     def __init__(self, tokens, vocab_size: int, order: int = 3, discounts: list | None = None,
@@ -210,12 +221,8 @@ class KneserNey(nn.Module):
 
     def _history_keys(self, rows: torch.Tensor, k: int) -> torch.Tensor:
         """Order k's history key (rows, T - max(k - 2, 0)) of every position t >= k - 2 of
-        ``rows`` (rows, T): its tokens t-k+2 .. t as one base-V number, oldest most significant."""
-        first = max(k - 2, 0)
-        keys = torch.zeros(rows.shape[0], rows.shape[1] - first, dtype=torch.int64, device=rows.device)
-        for i in range(k - 1):
-            keys = keys * self.vocab_size + rows[:, i : rows.shape[1] - first + i]
-        return keys
+        ``rows`` (rows, T): its tokens t-k+2 .. t (none for the unigrams, whose one history is 0)."""
+        return ngram_keys(rows, k - 1, self.vocab_size) if k > 1 else torch.zeros_like(rows)
 
     def distributions(self, idx: torch.Tensor) -> torch.Tensor:
         """Next-token distributions (..., T, vocab), in the model's dtype, after each position of
@@ -312,8 +319,6 @@ def _as_streams(tokens) -> list[np.ndarray]:
     return [np.asarray(tokens, dtype=np.int64).reshape(-1)]
 
 
-
-
 # ----------------------------------------------------------------------------------------------
 # Interpolating a network with the counts
 
@@ -386,14 +391,14 @@ def fit_interpolation(model: nn.Module, ngram: KneserNey, tokens: np.ndarray, se
     phrase it counted, and the weight would go to it.
     """
     tokens = np.asarray(tokens, dtype=np.int64)
-    n_windows = min(max_tokens, len(tokens) - 1) // seq_len
-    if n_windows < 1:
+    starts = window_starts(len(tokens), seq_len, max_tokens)
+    if not starts:
         raise ValueError(f"need at least seq_len + 1 = {seq_len + 1} held-out tokens, got {len(tokens)}")
-    windows = torch.from_numpy(np.stack([tokens[w * seq_len : w * seq_len + seq_len + 1] for w in range(n_windows)]))
+    windows = torch.from_numpy(np.stack([tokens[s : s + seq_len + 1] for s in starts]))
     was_training = model.training
     model.eval()
     p_model, p_ngram = [], []
-    for first in range(0, n_windows, batch_size):
+    for first in range(0, len(windows), batch_size):
         window = windows[first : first + batch_size].to(device)
         x, y = window[:, :-1], window[:, 1:]
         logits, _ = model(x)

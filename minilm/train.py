@@ -165,6 +165,18 @@ def token_byte_lengths(tokenizer) -> np.ndarray:
     return lengths
 
 
+def window_starts(n_tokens: int, seq_len: int, max_tokens: int) -> list[int]:
+    """Where the consecutive evaluation windows of a stream of ``n_tokens`` start: windows of
+    ``seq_len`` inputs plus the next token, covering the first ``max_tokens`` (at least one window
+    when the stream holds one); each window's last target is the next window's first input.
+
+    >>> window_starts(10, seq_len=4, max_tokens=100), window_starts(10, seq_len=4, max_tokens=4)
+    ([0, 4], [0])
+    """
+    n_windows = max(1, min(max_tokens, n_tokens - 1) // seq_len)
+    return [w * seq_len for w in range(n_windows) if w * seq_len + seq_len + 1 <= n_tokens]
+
+
 @torch.no_grad()
 def evaluate(model, tokens: np.ndarray, seq_len: int, batch_size: int, max_tokens: int,
              byte_lengths: np.ndarray | None = None, device="cpu", mask: np.ndarray | None = None) -> dict:
@@ -182,8 +194,9 @@ def evaluate(model, tokens: np.ndarray, seq_len: int, batch_size: int, max_token
         windows = tokens[: max(1, max_tokens // seq_len)]
         masks = mask[: len(windows)] if mask is not None else None
     else:
-        n_windows = max(1, min(max_tokens, len(tokens) - 1) // seq_len)
-        starts = [w * seq_len for w in range(n_windows) if w * seq_len + seq_len + 1 <= len(tokens)]
+        starts = window_starts(len(tokens), seq_len, max_tokens)
+        if not starts:
+            raise ValueError(f"need at least seq_len + 1 = {seq_len + 1} tokens to evaluate, got {len(tokens)}")
         windows = np.stack([tokens[s : s + seq_len + 1] for s in starts])
         masks = np.stack([mask[s : s + seq_len + 1] for s in starts]) if mask is not None else None
     total_nats, total_tokens, total_bytes = 0.0, 0, 0

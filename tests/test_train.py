@@ -63,6 +63,8 @@ def test_bits_per_byte_is_loss_in_bits_over_bytes():
     metrics = evaluate(m, TOKENS, seq_len=16, batch_size=4, max_tokens=256, byte_lengths=byte_lengths)
     assert metrics["bpb"] == pytest.approx(metrics["loss"] / math.log(2) / 2)
     assert metrics["perplexity"] == pytest.approx(math.exp(metrics["loss"]))
+    with pytest.raises(ValueError, match="seq_len \\+ 1 = 17 tokens"):
+        evaluate(m, TOKENS[:10], seq_len=16, batch_size=4, max_tokens=256)
 
 
 def test_training_learns_the_pattern():
