@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 from .corpus import load_shakespeare
 from .tokenizer import Tokenizer, bytes_per_token
 
@@ -82,9 +84,36 @@ PRETRAIN_BENCH_CONFIGS = {
 # overlap more with what the transformer already predicts.
 PRETRAIN_BENCH_CONFIGS["hybrid"] = {**PRETRAIN_BENCH_CONFIGS["best"], "ngram_order": 4, "ngram_modified": False,
                                     "weight_plays": 2}
+# "cached" adds a memory of the play read so far (minilm.doc_cache): the counts of the held-out
+# play before each token, over histories of 0-3 tokens, mixed into hybrid's prediction. Each token
+# is still predicted from the text before it only, but from the whole play so far instead of a
+# 64-token window: the names of a new play's characters, unknown to the training text, are known
+# after their first lines. The interpolation weight and the cache's betas are fitted on the two
+# weight plays (all of their tokens), in the time budget.
+PRETRAIN_BENCH_CONFIGS["cached"] = {**PRETRAIN_BENCH_CONFIGS["hybrid"], "cache_order": 4}
 
 # Steps that count as warm-up in a benchmark's throughput (compilation, allocation, kernel choice).
 WARMUP_STEPS = 10
+
+
+def play_starts(docs, ids: np.ndarray, byte_lengths: np.ndarray) -> list[int]:
+    """Where each play of ``docs`` starts in ``ids``, the encoding of their texts joined: the first
+    token that starts at or after the play's first byte.
+
+    >>> from minilm.corpus import Document
+    >>> docs = [Document("a", "comedies", "A, I", "ab", "train"), Document("a", "comedies", "A, II", "c", "train"),
+    ...         Document("b", "comedies", "B, I", "de", "train")]
+    >>> play_starts(docs, np.array([0, 1, 2, 3]), byte_lengths=np.array([2, 1, 1, 1]))  # "ab" "c" "d" "e"
+    [0, 2]
+    """
+    token_starts = np.concatenate([[0], np.cumsum(byte_lengths[ids])[:-1]])
+    starts, offset, previous = [], 0, None
+    for doc in docs:
+        if doc.play != previous:
+            starts.append(int(np.searchsorted(token_starts, offset)))
+            previous = doc.play
+        offset += len(doc.text.encode("utf-8"))
+    return sorted({s for s in starts if s < len(ids)})
 
 
 class CharTokenizer:
@@ -113,12 +142,12 @@ def bench_pretrain(config: str = "best", seconds: float = 90.0, device: str | No
     configuration ("hybrid"), counting it and fitting the interpolation weight count in ``seconds``
     too, and are taken from the training time.
     """
-    import numpy as np
     import torch
 
     from .device import best_device, device_name, mfu
+    from .doc_cache import cache_probs, cache_statistics, fit_cache
     from .model import GPT, GPTConfig
-    from .ngram import Interpolated, KneserNey, fit_interpolation
+    from .ngram import Interpolated, KneserNey, fit_interpolation, interpolation_weight, window_target_probs
     from .train import TrainConfig, evaluate, token_byte_lengths, train
 
     if config not in PRETRAIN_BENCH_CONFIGS:
@@ -129,10 +158,11 @@ def bench_pretrain(config: str = "best", seconds: float = 90.0, device: str | No
     device = device or best_device()
     train_docs = [doc for doc in load_shakespeare() if doc.split == "train"]
     train_text = "".join(doc.text for doc in train_docs)
-    val_text = "".join(doc.text for doc in load_shakespeare() if doc.split == "val")
+    val_docs = [doc for doc in load_shakespeare() if doc.split == "val"]
     tokenizer = CharTokenizer(train_text) if c["vocab"] is None else Tokenizer.train([d.text for d in train_docs], c["vocab"])
     train_ids = np.array(tokenizer.encode(train_text), dtype=np.int64)
-    val_ids = np.array(tokenizer.encode(val_text), dtype=np.int64)
+    val_ids = np.array(tokenizer.encode("".join(doc.text for doc in val_docs)), dtype=np.int64)
+    byte_lengths = token_byte_lengths(tokenizer)
     gpt_train_ids, ngram_seconds = train_ids, 0.0
     if c.get("ngram_order"):
         # The last training plays are held out from the transformer and from the n-gram model
@@ -140,7 +170,8 @@ def bench_pretrain(config: str = "best", seconds: float = 90.0, device: str | No
         plays = list(dict.fromkeys(doc.play for doc in train_docs))
         weight_plays = set(plays[-c["weight_plays"]:])
         gpt_train_ids = np.array(tokenizer.encode("".join(d.text for d in train_docs if d.play not in weight_plays)), dtype=np.int64)
-        weight_ids = np.array(tokenizer.encode("".join(d.text for d in train_docs if d.play in weight_plays)), dtype=np.int64)
+        weight_docs = [d for d in train_docs if d.play in weight_plays]
+        weight_ids = np.array(tokenizer.encode("".join(d.text for d in weight_docs)), dtype=np.int64)
         started = time.perf_counter()
         order, modified = c["ngram_order"], c.get("ngram_modified", False)
         weight_ngram = KneserNey(gpt_train_ids, tokenizer.vocab_size, order, modified=modified)
@@ -160,10 +191,19 @@ def bench_pretrain(config: str = "best", seconds: float = 90.0, device: str | No
                           max_seconds=max_seconds)
         return model, train(model, gpt_train_ids, cfg, device=device, progress=False, log_every=WARMUP_STEPS)
 
-    def fit_weight(model) -> tuple[float, float]:
+    def fit_weight(model) -> tuple[dict, float]:
+        """The interpolation weight (and the cache's betas), fitted on the weight plays; the time taken."""
         started = time.perf_counter()
-        weight = fit_interpolation(model, weight_ngram.to(device), weight_ids, c["seq_len"], device=device)
-        return weight, time.perf_counter() - started
+        if not c.get("cache_order"):
+            fitted = {"weight": fit_interpolation(model, weight_ngram.to(device), weight_ids, c["seq_len"], device=device)}
+            return fitted, time.perf_counter() - started
+        positions, p_model = window_target_probs(model, weight_ids, c["seq_len"], device=device)
+        _, p_ngram = window_target_probs(weight_ngram.to(device), weight_ids, c["seq_len"], device=device)
+        weight = interpolation_weight(p_model, p_ngram)
+        stats = cache_statistics(weight_ids, c["cache_order"], play_starts(weight_docs, weight_ids, byte_lengths),
+                                 tokenizer.vocab_size)
+        betas = fit_cache(weight * p_model + (1 - weight) * p_ngram, stats[:, :, positions])
+        return {"weight": weight, "betas": betas}, time.perf_counter() - started
 
     # The run trains for the time left and its schedule ends with that time (TrainConfig.max_seconds):
     # planning a number of steps from a short timing run instead gave runs of 75-104 s for 90, as
@@ -174,19 +214,29 @@ def bench_pretrain(config: str = "best", seconds: float = 90.0, device: str | No
     reserved = ngram_seconds + (fit_weight(GPT(model_config))[1] if c.get("ngram_order") else 0.0)
     model, result = run(max(seconds - reserved, 1e-3))
     steps = result.history[-1]["step"]
-    byte_lengths = token_byte_lengths(tokenizer)
+    eval_tokens = eval_tokens or len(val_ids)
 
     def val_bpb(scored) -> float:
-        return evaluate(scored, val_ids, c["seq_len"], 64, eval_tokens or len(val_ids), byte_lengths, device)["bpb"]
+        return evaluate(scored, val_ids, c["seq_len"], 64, eval_tokens, byte_lengths, device)["bpb"]
 
-    extra, scored, total_seconds = {}, model, result.seconds
-    if c.get("ngram_order"):
-        weight, weight_seconds = fit_weight(model)
+    extra, total_seconds = {}, result.seconds
+    if not c.get("ngram_order"):
+        final_bpb = val_bpb(model)
+    else:
+        fitted, weight_seconds = fit_weight(model)
         total_seconds += ngram_seconds + weight_seconds
-        scored = Interpolated(model, ngram, weight)
+        weight = fitted["weight"]
         extra = {"gpt_val_bpb": round(val_bpb(model), 3), "ngram_val_bpb": round(val_bpb(ngram), 3),
                  "interpolation_weight": round(weight, 3), "ngram_seconds": round(ngram_seconds + weight_seconds, 1)}
-    final_bpb = val_bpb(scored)
+        final_bpb = val_bpb(Interpolated(model, ngram, weight))
+    if c.get("cache_order"):
+        # Scored token by token: the windows' mixture, then the counts of the play read so far.
+        positions, p_model = window_target_probs(model, val_ids, c["seq_len"], eval_tokens, device=device)
+        _, p_ngram = window_target_probs(ngram, val_ids, c["seq_len"], eval_tokens, device=device)
+        stats = cache_statistics(val_ids, c["cache_order"], play_starts(val_docs, val_ids, byte_lengths), tokenizer.vocab_size)
+        probs = cache_probs(weight * p_model + (1 - weight) * p_ngram, stats[:, :, positions], fitted["betas"])
+        extra.update(window_val_bpb=round(final_bpb, 3), cache_betas=[round(b, 2) for b in fitted["betas"]])
+        final_bpb = float(-np.log2(probs).sum() / byte_lengths[val_ids[positions]].sum())
     flops = model.flops_per_token(c["seq_len"], unembedding=True)
     steady = result.tokens_per_s_after(WARMUP_STEPS) if steps >= 2 * WARMUP_STEPS else result.tokens_per_s
     return {

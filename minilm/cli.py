@@ -419,7 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("name", choices=sorted(BENCHMARKS))
     bench.add_argument("--vocab-size", type=int, help="tokenizer: vocabulary size")
     bench.add_argument("--config", help="pretrain: baby (nanoGPT's char-level Shakespeare model), best (90 s on a CPU), "
-                       "hybrid (best interpolated with a 4-gram model) or d12 (GPU: MFU)")
+                       "hybrid (best interpolated with a 4-gram model), cached (hybrid with a memory of the play read so far) "
+                       "or d12 (GPU: MFU)")
     bench.add_argument("--seconds", type=float, help="pretrain: training time budget (default 90)")
     bench.add_argument("--new-tokens", type=int, help="generate: tokens to generate per prompt (default 512)")
     bench.add_argument("--batch-size", type=int, help="generate: prompts decoded together (default 32)")

@@ -382,27 +382,50 @@ class Interpolated(nn.Module):
 
 
 @torch.no_grad()
+def window_target_probs(model: nn.Module, tokens: np.ndarray, seq_len: int, max_tokens: int | None = None,
+                        batch_size: int = 32, device="cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Each predicted token's probability under ``model`` (float64), with the stream cut into
+    consecutive windows of ``seq_len`` exactly as :func:`minilm.train.evaluate` cuts it, and the
+    positions in ``tokens`` of the tokens predicted. ``model`` is a GPT (logits), an n-gram
+    model (its exact :meth:`KneserNey.target_probs`) or anything returning log-probabilities.
+
+    >>> lm = KneserNey([0, 1, 0, 1, 0, 1], vocab_size=2, order=2)
+    >>> positions, probs = window_target_probs(lm, np.array([0, 1, 0, 1, 0]), seq_len=2)
+    >>> positions.tolist(), probs.round(3).tolist()  # windows [0 1 0] and [0 1 0]
+    ([1, 2, 3, 4], [0.917, 0.875, 0.917, 0.875])
+    """
+    tokens = np.asarray(tokens, dtype=np.int64)
+    starts = window_starts(len(tokens), seq_len, max_tokens or len(tokens))
+    if not starts:
+        raise ValueError(f"need at least seq_len + 1 = {seq_len + 1} tokens, got {len(tokens)}")
+    windows = torch.from_numpy(np.stack([tokens[s : s + seq_len + 1] for s in starts]))
+    was_training = model.training
+    model.eval()
+    probs = []
+    for first in range(0, len(windows), batch_size):
+        window = windows[first : first + batch_size].to(device)
+        x, y = window[:, :-1], window[:, 1:]
+        if hasattr(model, "target_probs"):
+            probs.append(model.target_probs(x, y).cpu())
+        else:
+            logits, _ = model(x)
+            log_probs = F.log_softmax(logits.float(), dim=-1).gather(-1, y[..., None])[..., 0]
+            probs.append(log_probs.double().exp().cpu())  # float32 as evaluate's loss; a double softmax costs 2x
+    model.train(was_training)
+    positions = np.concatenate([np.arange(s + 1, s + seq_len + 1) for s in starts])
+    return positions, torch.cat(probs).numpy().reshape(-1)
+
+
 def fit_interpolation(model: nn.Module, ngram: KneserNey, tokens: np.ndarray, seq_len: int,
-                      max_tokens: int = 16_384, batch_size: int = 64, device="cpu") -> float:
+                      max_tokens: int = 16_384, batch_size: int = 32, device="cpu") -> float:
     """The interpolation weight of ``model`` against ``ngram`` (see :func:`interpolation_weight`)
     on held-out ``tokens``, cut into consecutive windows of ``seq_len`` as evaluation cuts them.
 
     The held-out text must be new to both: the n-gram model would otherwise look certain of every
     phrase it counted, and the weight would go to it.
     """
-    tokens = np.asarray(tokens, dtype=np.int64)
-    starts = window_starts(len(tokens), seq_len, max_tokens)
-    if not starts:
+    if len(tokens) < seq_len + 1:
         raise ValueError(f"need at least seq_len + 1 = {seq_len + 1} held-out tokens, got {len(tokens)}")
-    windows = torch.from_numpy(np.stack([tokens[s : s + seq_len + 1] for s in starts]))
-    was_training = model.training
-    model.eval()
-    p_model, p_ngram = [], []
-    for first in range(0, len(windows), batch_size):
-        window = windows[first : first + batch_size].to(device)
-        x, y = window[:, :-1], window[:, 1:]
-        logits, _ = model(x)
-        p_model.append(F.softmax(logits.float(), dim=-1).gather(-1, y[..., None])[..., 0].double().cpu())
-        p_ngram.append(ngram.target_probs(x, y).cpu())
-    model.train(was_training)
-    return interpolation_weight(torch.cat(p_model).numpy(), torch.cat(p_ngram).numpy())
+    _, p_model = window_target_probs(model, tokens, seq_len, max_tokens, batch_size, device)
+    _, p_ngram = window_target_probs(ngram, tokens, seq_len, max_tokens, batch_size, device)
+    return interpolation_weight(p_model, p_ngram)

@@ -111,6 +111,19 @@ def test_bench_pretrain_hybrid_interpolates_with_a_4gram_model():
     assert result["ngram_val_bpb"] < result["gpt_val_bpb"]
 
 
+def test_bench_pretrain_cached_remembers_the_play_read_so_far():
+    from minilm.bench import bench_pretrain
+
+    result = bench_pretrain("cached", seconds=6, eval_tokens=4_000)
+    betas = result["cache_betas"]
+    assert result["config"]["cache_order"] == 4 and len(betas) == 4 and all(b > 0 for b in betas)
+    assert 0 < result["ngram_seconds"] < result["seconds"] < 10.0, result
+    # The same windows' mixture without the cache, then with it: the play's own counts help
+    # (its speakers' names, unknown to the training plays, repeat from their first lines).
+    assert result["val_bpb"] < result["window_val_bpb"] - 0.05, result
+    assert 0.0 < result["interpolation_weight"] < 1.0
+
+
 def test_generate_without_a_base_model_is_one_clear_line(isolated_runs, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--budget", "smoke", "generate", "To be"])

@@ -231,6 +231,22 @@ def test_interpolated_model_scores_the_mixture():
         Interpolated(small_gpt(21), lm, 0.5)
 
 
+def test_window_target_probs_score_as_evaluate_does():
+    from minilm.ngram import window_target_probs
+
+    lm = KneserNey(random_streams(8, 20, [3000]), 20, 3)
+    gpt = small_gpt(20)
+    tokens = random_streams(9, 20, [300])[0]
+    byte_lengths = np.arange(1, 21)
+    for model in (gpt, lm):
+        positions, probs = window_target_probs(model, tokens, 16, max_tokens=200, batch_size=5)
+        assert positions.tolist() == list(range(1, 193))  # 12 windows of 16 targets
+        bpb = -np.log2(probs).sum() / byte_lengths[tokens[positions]].sum()
+        assert bpb == pytest.approx(evaluate(model, tokens, 16, 4, 200, byte_lengths)["bpb"], rel=1e-6)
+    with pytest.raises(ValueError, match="seq_len"):
+        window_target_probs(gpt, tokens[:16], 16)
+
+
 def test_fit_interpolation_uses_held_out_windows():
     streams = random_streams(6, 20, [3000])
     lm = KneserNey(streams, 20, 3)
