@@ -147,8 +147,8 @@ def bench_pretrain(config: str = "best", seconds: float = 90.0, device: str | No
     from .device import best_device, device_name, mfu
     from .doc_cache import cache_probs, cache_statistics, fit_cache
     from .model import GPT, GPTConfig
-    from .ngram import Interpolated, KneserNey, fit_interpolation, interpolation_weight, window_target_probs
-    from .train import TrainConfig, evaluate, token_byte_lengths, train
+    from .ngram import KneserNey, fit_interpolation, interpolation_weight, window_target_probs
+    from .train import TrainConfig, bits_per_byte, evaluate, token_byte_lengths, train
 
     if config not in PRETRAIN_BENCH_CONFIGS:
         raise ValueError(f"config={config!r}: choose one of {sorted(PRETRAIN_BENCH_CONFIGS)}")
@@ -218,27 +218,28 @@ def bench_pretrain(config: str = "best", seconds: float = 90.0, device: str | No
     steps = result.history[-1]["step"]
     eval_tokens = eval_tokens or len(val_ids)
 
-    def val_bpb(scored) -> float:
-        return evaluate(scored, val_ids, c["seq_len"], 64, eval_tokens, byte_lengths, device)["bpb"]
-
     extra, total_seconds = {}, result.seconds
     if not c.get("ngram_order"):
-        final_bpb = val_bpb(model)
+        final_bpb = evaluate(model, val_ids, c["seq_len"], 64, eval_tokens, byte_lengths, device)["bpb"]
     else:
         fitted, weight_seconds = fit_weight(model)
         total_seconds += ngram_seconds + weight_seconds
         weight = fitted["weight"]
-        extra = {"gpt_val_bpb": round(val_bpb(model), 3), "ngram_val_bpb": round(val_bpb(ngram), 3),
-                 "interpolation_weight": round(weight, 3), "ngram_seconds": round(ngram_seconds + weight_seconds, 1)}
-        final_bpb = val_bpb(Interpolated(model, ngram, weight))
-    if c.get("cache_order"):
-        # Scored token by token: the windows' mixture, then the counts of the play read so far.
+        # Each model's probability of every predicted token, on evaluate's windows, read once: the
+        # figures of the parts, of their mixture and (with the cache) of the cached mixture follow.
         positions, p_model = window_target_probs(model, val_ids, c["seq_len"], eval_tokens, device=device)
         _, p_ngram = window_target_probs(ngram, val_ids, c["seq_len"], eval_tokens, device=device)
+        mixture = weight * p_model + (1 - weight) * p_ngram
+        targets = val_ids[positions]
+        final_bpb = bits_per_byte(mixture, targets, byte_lengths)
+        extra = {"gpt_val_bpb": round(bits_per_byte(p_model, targets, byte_lengths), 3),
+                 "ngram_val_bpb": round(bits_per_byte(p_ngram, targets, byte_lengths), 3),
+                 "interpolation_weight": round(weight, 3), "ngram_seconds": round(ngram_seconds + weight_seconds, 1)}
+    if c.get("cache_order"):
+        # Scored token by token: the windows' mixture, then the counts of the play read so far.
         stats = cache_statistics(val_ids, c["cache_order"], play_starts(val_docs, val_ids, byte_lengths), tokenizer.vocab_size)
-        probs = cache_probs(weight * p_model + (1 - weight) * p_ngram, stats[:, :, positions], fitted["betas"])
         extra.update(window_val_bpb=round(final_bpb, 3), cache_betas=[round(b, 2) for b in fitted["betas"]])
-        final_bpb = float(-np.log2(probs).sum() / byte_lengths[val_ids[positions]].sum())
+        final_bpb = bits_per_byte(cache_probs(mixture, stats[:, :, positions], fitted["betas"]), targets, byte_lengths)
     flops = model.flops_per_token(c["seq_len"], unembedding=True)
     steady = result.tokens_per_s_after(WARMUP_STEPS) if steps >= 2 * WARMUP_STEPS else result.tokens_per_s
     return {

@@ -39,7 +39,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .ngram import ngram_keys
+from .ngram import check_keys_fit, ngram_keys
 
 
 def document_ids(n_tokens: int, doc_starts=(0,)) -> np.ndarray:
@@ -89,8 +89,7 @@ def cache_statistics(tokens, order: int = 4, doc_starts=(0,), vocab_size: int | 
     if len(tokens) and tokens.min() < 0:
         raise ValueError("token ids must be >= 0")
     vocab_size = int(vocab_size or (int(tokens.max()) + 1 if len(tokens) else 1))
-    if float(vocab_size) ** order >= 2**62:
-        raise ValueError(f"order={order} over {vocab_size} tokens does not fit the 64-bit n-gram keys")
+    check_keys_fit(vocab_size, order)
     n = len(tokens)
     stats = np.zeros((3, order, n), dtype=np.float64)
     doc = document_ids(n, doc_starts) if n else np.zeros(0, dtype=np.int64)

@@ -108,6 +108,16 @@ def ngram_keys(tokens, n: int, vocab_size: int):
     return key
 
 
+def check_keys_fit(vocab_size: int, n: int) -> None:
+    """Raise ValueError unless every run of ``n`` tokens over ``vocab_size`` fits one signed 64-bit
+    key of :func:`ngram_keys` (with room to spare for the searches' arithmetic).
+
+    >>> check_keys_fit(2048, 5)  # 2**55: fits
+    """
+    if vocab_size**n >= 2**62:
+        raise ValueError(f"vocab_size={vocab_size} with order={n}: n-grams do not fit in 64-bit keys")
+
+
 def count_ngrams(streams: list[np.ndarray], n: int, vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
     """The distinct n-grams of the streams (none spans two streams) as sorted base-``vocab_size``
     keys, oldest token most significant, with how often each occurs.
@@ -140,8 +150,7 @@ class KneserNey(nn.Module):
         super().__init__()
         check_range("vocab_size", vocab_size, 1, 2**21)
         check_range("order", order, 1, 6)
-        if vocab_size ** order >= 2**62:
-            raise ValueError(f"vocab_size={vocab_size} with order={order}: n-grams do not fit in 64-bit keys")
+        check_keys_fit(vocab_size, order)
         if discounts is not None and (len(discounts) != order or not all(_valid_discount(d, modified) for d in discounts)):
             kind = "triples (D1, D2, D3+) with 0 < Dc < c" if modified else "numbers in (0, 1)"
             raise ValueError(f"discounts must be {order} {kind}, lowest order first; got {discounts}")

@@ -165,6 +165,16 @@ def token_byte_lengths(tokenizer) -> np.ndarray:
     return lengths
 
 
+def bits_per_byte(probs: np.ndarray, tokens: np.ndarray, byte_lengths: np.ndarray) -> float:
+    """Bits per byte from each predicted token's probability: the total ``-log2 p`` over the UTF-8
+    bytes of ``tokens``, the tokens those probabilities are of (``evaluate`` does the same from losses).
+
+    >>> bits_per_byte(np.array([0.5, 0.25]), np.array([0, 1]), byte_lengths=np.array([1, 2]))  # 3 bits, 3 bytes
+    1.0
+    """
+    return float(-np.log2(probs).sum() / byte_lengths[tokens].sum())
+
+
 def window_starts(n_tokens: int, seq_len: int, max_tokens: int) -> list[int]:
     """Where the consecutive evaluation windows of a stream of ``n_tokens`` start: windows of
     ``seq_len`` inputs plus the next token, covering the first ``max_tokens`` (at least one window
