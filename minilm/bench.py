@@ -92,6 +92,43 @@ PRETRAIN_BENCH_CONFIGS["hybrid"] = {**PRETRAIN_BENCH_CONFIGS["best"], "ngram_ord
 # weight plays (all of their tokens), in the time budget.
 PRETRAIN_BENCH_CONFIGS["cached"] = {**PRETRAIN_BENCH_CONFIGS["hybrid"], "cache_order": 4}
 
+# What `minilm bench pretrain --set KEY=VALUE` may change in a configuration, and the value's type:
+# one-off variants (a head size, a compile mode, a batch) are measured without editing the code.
+PRETRAIN_BENCH_KEYS = {"style": str, "vocab": int, "n_layer": int, "n_head": int, "n_embd": int, "seq_len": int,
+                       "batch_size": int, "lr": float, "warmup_steps": int, "min_lr_ratio": float,
+                       "optimizer": str, "muon_lr": float, "weight_decay": float, "compile": bool,
+                       "compile_mode": str, "ngram_order": int, "ngram_modified": bool, "weight_plays": int,
+                       "cache_order": int}
+
+
+def parse_settings(settings: list[str]) -> dict:
+    """``["n_head=6", "compile=false"]`` -> ``{"n_head": 6, "compile": False}``, typed by PRETRAIN_BENCH_KEYS.
+
+    >>> parse_settings(["n_head=6", "lr=3e-3", "compile_mode=max-autotune", "compile=no"])
+    {'n_head': 6, 'lr': 0.003, 'compile_mode': 'max-autotune', 'compile': False}
+    """
+    parsed = {}
+    for setting in settings:
+        key, sep, text = setting.partition("=")
+        key, text = key.strip(), text.strip()
+        if not sep or not key:
+            raise ValueError(f"--set {setting!r}: write KEY=VALUE, e.g. --set n_head=6")
+        if key not in PRETRAIN_BENCH_KEYS:
+            raise ValueError(f"--set {key}: not a setting of `minilm bench pretrain`; choose one of "
+                             f"{', '.join(sorted(PRETRAIN_BENCH_KEYS))}")
+        kind = PRETRAIN_BENCH_KEYS[key]
+        if kind is bool:
+            if text.lower() not in ("true", "false", "yes", "no", "1", "0"):
+                raise ValueError(f"--set {setting!r}: {key} is true or false")
+            parsed[key] = text.lower() in ("true", "yes", "1")
+            continue
+        try:
+            parsed[key] = kind(text)
+        except ValueError:
+            raise ValueError(f"--set {setting!r}: {key} must be {'a whole number' if kind is int else 'a number'}") from None
+    return parsed
+
+
 # Steps that count as warm-up in a benchmark's throughput (compilation, allocation, kernel choice).
 WARMUP_STEPS = 10
 
@@ -133,9 +170,10 @@ class CharTokenizer:
 
 
 def bench_pretrain(config: str = "best", seconds: float = 90.0, device: str | None = None, seed: int = 0,
-                   eval_tokens: int | None = None) -> dict:
+                   eval_tokens: int | None = None, settings: dict | None = None) -> dict:
     """Train on the training plays for about ``seconds``, then measure bits per byte on the held-out
-    plays (all of them, or their first ``eval_tokens`` tokens).
+    plays (all of them, or their first ``eval_tokens`` tokens). ``settings`` change the
+    configuration's entries (see ``parse_settings``); the result's config shows them.
 
     The schedule ends with the time (``TrainConfig.max_seconds``); ``seconds`` in the result is the
     time the run took, data preparation and evaluation excluded. With an n-gram model in the
@@ -154,7 +192,12 @@ def bench_pretrain(config: str = "best", seconds: float = 90.0, device: str | No
         raise ValueError(f"config={config!r}: choose one of {sorted(PRETRAIN_BENCH_CONFIGS)}")
     if seconds <= 0:
         raise ValueError(f"seconds={seconds} must be positive")
-    c = PRETRAIN_BENCH_CONFIGS[config]
+    unknown = sorted(set(settings or {}) - set(PRETRAIN_BENCH_KEYS))
+    if unknown:
+        raise ValueError(f"settings {unknown} are not settings of a pretraining benchmark")
+    c = {**PRETRAIN_BENCH_CONFIGS[config], **(settings or {})}
+    if c["style"] not in ("modern", "gpt2"):
+        raise ValueError(f"style={c['style']!r}: choose 'modern' or 'gpt2'")
     device = device or best_device()
     train_docs = [doc for doc in load_shakespeare() if doc.split == "train"]
     train_text = "".join(doc.text for doc in train_docs)
@@ -168,7 +211,7 @@ def bench_pretrain(config: str = "best", seconds: float = 90.0, device: str | No
         # The last training plays are held out from the transformer and from the n-gram model
         # that the interpolation weight is fitted with; the final n-gram model counts them too.
         plays = list(dict.fromkeys(doc.play for doc in train_docs))
-        weight_plays = set(plays[-c["weight_plays"]:])
+        weight_plays = set(plays[-c.get("weight_plays", 2):])
         gpt_train_ids = np.array(tokenizer.encode("".join(d.text for d in train_docs if d.play not in weight_plays)), dtype=np.int64)
         weight_docs = [d for d in train_docs if d.play in weight_plays]
         weight_ids = np.array(tokenizer.encode("".join(d.text for d in weight_docs)), dtype=np.int64)
@@ -187,7 +230,8 @@ def bench_pretrain(config: str = "best", seconds: float = 90.0, device: str | No
         cfg = TrainConfig(steps=steps, batch_size=c["batch_size"], seq_len=c["seq_len"], lr=c["lr"],
                           warmup_steps=c["warmup_steps"], min_lr_ratio=c["min_lr_ratio"],
                           weight_decay=c.get("weight_decay", 0.1), optimizer=c.get("optimizer", "adamw"),
-                          muon_lr=c.get("muon_lr", 0.02), compile=c.get("compile", False), eval_every=0, seed=seed,
+                          muon_lr=c.get("muon_lr", 0.02), compile=c.get("compile", False),
+                          compile_mode=c.get("compile_mode", "default"), eval_every=0, seed=seed,
                           max_seconds=max_seconds)
         return model, train(model, gpt_train_ids, cfg, device=device, progress=False, log_every=WARMUP_STEPS)
 
@@ -243,7 +287,8 @@ def bench_pretrain(config: str = "best", seconds: float = 90.0, device: str | No
     flops = model.flops_per_token(c["seq_len"], unembedding=True)
     steady = result.tokens_per_s_after(WARMUP_STEPS) if steps >= 2 * WARMUP_STEPS else result.tokens_per_s
     return {
-        "config": {"name": config, **c, "vocab_size": tokenizer.vocab_size, "steps": steps,
+        "config": {"name": config, **c, **({"settings": settings} if settings else {}),
+                   "vocab_size": tokenizer.vocab_size, "steps": steps,
                    "params": model.num_params(), "flops_per_token": flops},
         "seconds": round(total_seconds, 1),
         "tokens_per_s": round(result.tokens_per_s),

@@ -116,13 +116,17 @@ def _cmd_pipeline(args) -> None:
 def _cmd_bench(args) -> None:
     from .bench import BENCHMARKS
 
+    from .bench import parse_settings
+
     options = {"vocab_size": args.vocab_size, "config": args.config, "seconds": args.seconds,
-               "new_tokens": args.new_tokens, "batch_size": args.batch_size, "repeats": args.repeats}
+               "new_tokens": args.new_tokens, "batch_size": args.batch_size, "repeats": args.repeats,
+               "settings": parse_settings(args.set) if args.set else None}
     owner = {"vocab_size": "tokenizer", "config": "pretrain", "seconds": "pretrain", "new_tokens": "generate",
-             "batch_size": "generate", "repeats": "generate"}
+             "batch_size": "generate", "repeats": "generate", "settings": "pretrain"}
     for key, value in options.items():
         if value is not None and owner[key] != args.name:
-            raise ValueError(f"--{key.replace('_', '-')} belongs to `minilm bench {owner[key]}`, not {args.name}")
+            flag = "--set" if key == "settings" else f"--{key.replace('_', '-')}"
+            raise ValueError(f"{flag} belongs to `minilm bench {owner[key]}`, not {args.name}")
     if args.name == "generate":
         options["budget"] = args.budget
     print(json.dumps(BENCHMARKS[args.name](**{k: v for k, v in options.items() if v is not None})))
@@ -422,6 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "hybrid (best interpolated with a 4-gram model), cached (hybrid with a memory of the play read so far) "
                        "or d12 (GPU: MFU)")
     bench.add_argument("--seconds", type=float, help="pretrain: training time budget (default 90)")
+    bench.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="pretrain: change one setting of the configuration, e.g. --set n_head=6 "
+                       "--set compile_mode=max-autotune (repeatable)")
     bench.add_argument("--new-tokens", type=int, help="generate: tokens to generate per prompt (default 512)")
     bench.add_argument("--batch-size", type=int, help="generate: prompts decoded together (default 32)")
     bench.add_argument("--repeats", type=int, help="generate: timed runs, the best counts (default 3)")

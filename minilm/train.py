@@ -32,6 +32,8 @@ import torch
 from .config import ConfigError, check_choice, check_range
 from .files import atomic_write_bytes
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -57,6 +59,9 @@ class TrainConfig:
     eval_tokens: int = 32_768
     checkpoint_every: int = 0  # 0 = only at the end
     compile: bool = False  # torch.compile the model (worth it on GPUs; on CPU compiling takes a while)
+    # torch.compile's mode: "max-autotune" times Triton matmul kernels against cuBLAS (minutes of
+    # compiling), "reduce-overhead" replays CUDA graphs (fewer kernel launches for small models).
+    compile_mode: str = "default"
     seed: int = 0
     # > 0: train for this many seconds instead (``steps`` becomes an upper bound). The schedule then
     # ends where the time does: it runs as if the whole run had as many steps as the pace so far
@@ -75,6 +80,7 @@ class TrainConfig:
         check_range("decay_fraction", self.decay_fraction, 0.0, 1.0)
         check_range("weight_decay", self.weight_decay, 0.0, 10.0)
         check_choice("optimizer", self.optimizer, ("adamw", "muon"))
+        check_choice("compile_mode", self.compile_mode, COMPILE_MODES)
         check_range("muon_lr", self.muon_lr, 0.0, 10.0)
         check_range("grad_clip", self.grad_clip, 0.0, 1e6)
         check_range("eval_every", self.eval_every, 0, 10**9)
@@ -420,7 +426,7 @@ def train(model, train_tokens: np.ndarray, cfg: TrainConfig, val_tokens: np.ndar
     # DDP averages gradients across processes after backward; rank 0 alone logs and saves.
     runner = torch.nn.parallel.DistributedDataParallel(model) if ddp else model
     if cfg.compile:  # compiles on the first step (and again if shapes change); same numbers, faster steps
-        runner = torch.compile(runner)
+        runner = torch.compile(runner, mode=None if cfg.compile_mode == "default" else cfg.compile_mode)
     progress = progress and rank == 0
     autocast = torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda")
     started = time.perf_counter()

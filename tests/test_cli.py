@@ -96,6 +96,48 @@ def test_bench_pretrain_trains_for_its_time_budget_and_reports():
     assert 1.0 < best["val_bpb"] < 9.0
 
 
+def test_bench_pretrain_settings_change_the_configuration(capsys):
+    # From the command line, as a GPU session measures variants: heads of 64 instead of 32, a
+    # compiled model, and the run's config shows what was set.
+    main(["bench", "pretrain", "--config", "baby", "--seconds", "3", "--set", "n_head=2",
+          "--set", "compile=true", "--set", "batch_size=4"])
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["config"]["settings"] == {"n_head": 2, "compile": True, "batch_size": 4}
+    assert figures["config"]["n_head"] == 2 and figures["config"]["batch_size"] == 4
+    # Heads split the same width: the parameters of the configuration as written.
+    assert figures["config"]["params"] == bench_config_params("baby", figures["config"]["vocab_size"])
+    assert 1.0 < figures["val_bpb"] < 9.0
+
+
+def bench_config_params(name, vocab_size):
+    from minilm.bench import PRETRAIN_BENCH_CONFIGS
+    from minilm.model import GPT, GPTConfig
+
+    c = PRETRAIN_BENCH_CONFIGS[name]
+    return GPT(GPTConfig.gpt2(vocab_size=vocab_size, n_layer=c["n_layer"], n_head=c["n_head"], n_embd=c["n_embd"],
+                              block_size=c["seq_len"], **c["model"])).num_params()
+
+
+@pytest.mark.parametrize("settings, message", [
+    (["n_heads=6"], "n_heads: not a setting of `minilm bench pretrain`"),
+    (["n_head"], "write KEY=VALUE"),
+    (["n_head=six"], "n_head must be a whole number"),
+    (["lr=fast"], "lr must be a number"),
+    (["compile=maybe"], "compile is true or false"),
+    (["compile_mode=fastest"], "compile_mode='fastest'"),
+    (["style=modren"], "style='modren'"),
+    (["n_head=5"], "n_head"),  # 128 wide does not split into 5 heads
+])
+def test_bench_pretrain_settings_are_checked(capsys, settings, message):
+    args = ["bench", "pretrain", "--config", "baby", "--seconds", "1"]
+    for setting in settings:
+        args += ["--set", setting]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err and err.count("\n") == 1, err
+
+
 def test_bench_pretrain_hybrid_interpolates_with_a_4gram_model():
     from minilm.bench import bench_pretrain
 
@@ -246,6 +288,7 @@ def test_bench_generate_from_the_cli_prints_one_json_line(tiny_generation_bench,
     (["bench", "tokenizer", "--new-tokens", "5"], "--new-tokens belongs to `minilm bench generate`"),
     (["bench", "generate", "--config", "baby"], "--config belongs to `minilm bench pretrain`"),
     (["bench", "pretrain", "--vocab-size", "512"], "--vocab-size belongs to `minilm bench tokenizer`"),
+    (["bench", "tokenizer", "--set", "n_head=2"], "--set belongs to `minilm bench pretrain`"),
     (["--budget", "smoke", "bench", "generate", "--new-tokens", "0"], "new_tokens=0 must be a whole number >= 1"),
 ])
 def test_bench_options_belong_to_their_benchmark(capsys, args, message):

@@ -196,6 +196,8 @@ def test_bad_train_config():
         TrainConfig(steps=0)
     with pytest.raises(ConfigError, match="optimizer='sgd' is not allowed"):
         TrainConfig(optimizer="sgd")
+    with pytest.raises(ConfigError, match="compile_mode='fast' is not allowed"):
+        TrainConfig(compile_mode="fast")
 
 
 def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path, torchrun):
@@ -248,6 +250,17 @@ def test_ddp_ranks_share_one_clock_under_a_time_budget(tmp_path, torchrun):
     # The same learning rate at every step and the same last step, or the replicas would drift apart.
     assert len(ranks[0]["lrs"]) > 5 and ranks[0]["lrs"] == ranks[1]["lrs"]
     assert 0.8 < ranks[0]["seconds"] < 1.6
+
+
+@pytest.mark.parametrize("mode, passed", [("default", None), ("max-autotune", "max-autotune")])
+def test_the_compile_mode_reaches_torch_compile(monkeypatch, mode, passed):
+    modes = []
+    monkeypatch.setattr(torch, "compile", lambda module, mode=None: modes.append(mode) or module)
+    tokens = np.tile(np.arange(16, dtype=np.uint16), 20)
+    model = GPT(GPTConfig.modern(vocab_size=16, block_size=8, n_layer=1, n_embd=16, n_head=2))
+    train(model, tokens, TrainConfig(steps=1, batch_size=2, seq_len=8, warmup_steps=0, eval_every=0, compile=True,
+                                     compile_mode=mode), progress=False)
+    assert modes == [passed]
 
 
 def test_compiled_training_gives_the_losses_of_eager_training():
