@@ -198,6 +198,9 @@ def bench_pretrain(config: str = "best", seconds: float = 90.0, device: str | No
     c = {**PRETRAIN_BENCH_CONFIGS[config], **(settings or {})}
     if c["style"] not in ("modern", "gpt2"):
         raise ValueError(f"style={c['style']!r}: choose 'modern' or 'gpt2'")
+    if c.get("cache_order") and not c.get("ngram_order"):
+        raise ValueError("cache_order needs ngram_order: the cache mixes its counts into the transformer + "
+                         "n-gram mixture (as in the 'cached' configuration)")
     device = device or best_device()
     train_docs = [doc for doc in load_shakespeare() if doc.split == "train"]
     train_text = "".join(doc.text for doc in train_docs)
@@ -211,6 +214,9 @@ def bench_pretrain(config: str = "best", seconds: float = 90.0, device: str | No
         # The last training plays are held out from the transformer and from the n-gram model
         # that the interpolation weight is fitted with; the final n-gram model counts them too.
         plays = list(dict.fromkeys(doc.play for doc in train_docs))
+        if not 1 <= c.get("weight_plays", 2) < len(plays):
+            raise ValueError(f"weight_plays={c.get('weight_plays')}: choose 1 to {len(plays) - 1} of the "
+                             f"{len(plays)} training plays to fit the interpolation weight on")
         weight_plays = set(plays[-c.get("weight_plays", 2):])
         gpt_train_ids = np.array(tokenizer.encode("".join(d.text for d in train_docs if d.play not in weight_plays)), dtype=np.int64)
         weight_docs = [d for d in train_docs if d.play in weight_plays]

@@ -37,8 +37,10 @@ def _cmd_env(args) -> None:
 
 
 def _cmd_tokenizer_train(args) -> None:
-    from .artifacts import tokenizer_path
-    from .corpus import shakespeare_texts
+    import hashlib
+
+    from .artifacts import tokenizer_path, tokenizer_training_texts
+    from .config import runs_dir
     from .tokenizer import Tokenizer
 
     budget = get_budget(args.budget)
@@ -46,6 +48,7 @@ def _cmd_tokenizer_train(args) -> None:
         vocab_size=args.vocab_size or budget.tokenizer.vocab_size,
         digit_group=args.digit_group or budget.tokenizer.digit_group,
     )
+    budget = budget.with_overrides(tokenizer=config)
     if args.input:
         texts = []
         for name in args.input:
@@ -53,10 +56,15 @@ def _cmd_tokenizer_train(args) -> None:
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: no such text file")
             texts.append(path.read_text(encoding="utf-8", errors="replace"))
-    else:
-        texts = shakespeare_texts("train", budget.corpus_chars)
+        if not any(text.strip() for text in texts):
+            raise ValueError(f"{', '.join(args.input)}: no text to learn merges from")
+        # Not the budget's artifact path: later stages would take this tokenizer for the budget's.
+        digest = hashlib.sha256("\0".join(texts).encode()).hexdigest()[:10]
+        default_out = runs_dir() / "tokenizers" / f"tokenizer-{config.vocab_size}-{config.digit_group}-{digest}.json"
+    else:  # the budget's tokenizer, trained on what the pipeline trains it on
+        texts, default_out = tokenizer_training_texts(budget), tokenizer_path(budget)
     tokenizer = Tokenizer.from_config(texts, config, progress=True)
-    out = Path(args.out) if args.out else tokenizer_path(budget.with_overrides(tokenizer=config))
+    out = Path(args.out) if args.out else default_out
     tokenizer.save(out)
     print(f"saved {tokenizer} to {out}")
 
@@ -312,6 +320,23 @@ def _cmd_check(args) -> None:
     raise SystemExit(pytest.main(["-q", "--no-header", "-p", "no:cacheprovider", *map(str, tests)]))
 
 
+def _at_least(minimum: int):
+    """An argparse type: a whole number >= minimum, refused with argparse's one-line error otherwise.
+
+    >>> _at_least(1)("3")
+    3
+    """
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} must be at least {minimum}")
+        return value
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="minilm", description="The whole life of a small language model.",
@@ -324,11 +349,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     tok = sub.add_parser("tokenizer", help="train or use the byte-level BPE tokenizer")
     tok_sub = tok.add_subparsers(dest="action", required=True)
-    train = tok_sub.add_parser("train", help="train BPE on the embedded corpus or on text files")
+    train = tok_sub.add_parser("train", help="train the budget's BPE (the training plays and the tiny world) or one on text files")
     train.add_argument("--vocab-size", type=int, help="total vocabulary size (default: the budget's)")
     train.add_argument("--digit-group", type=int, help="digits per pre-token: 1 (split all) to 3 (GPT-4)")
     train.add_argument("--input", nargs="+", help="UTF-8 text files to train on instead of Shakespeare")
-    train.add_argument("--out", help="where to save the tokenizer JSON")
+    train.add_argument("--out", help="where to save the tokenizer JSON (default: the budget's artifact, or with "
+                       "--input runs/tokenizers/)")
     train.set_defaults(func=_cmd_tokenizer_train)
     encode = tok_sub.add_parser("encode", help="encode text and show the tokens")
     encode.add_argument("text")
@@ -341,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     world = sub.add_parser("world", help="look at the synthetic tiny world")
     world.add_argument("show", choices=["people", "documents", "eval"], nargs="?", default="eval")
-    world.add_argument("-n", type=int, default=5, help="how many to show")
+    world.add_argument("-n", type=_at_least(1), default=5, help="how many to show")
     world.set_defaults(func=_cmd_world)
 
     pre = sub.add_parser("pretrain", help="train (or load) the budget's base model and probe it")
@@ -356,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="chat eval of a checkpoint (table + JSON); without one, probe the base model")
     ev.add_argument("checkpoint", nargs="?", help="a chat model checkpoint (.pt): run the eval suite of minilm.eval "
                     "and save <name>.eval.json next to it; without it, probe the base model (one JSON line)")
-    ev.add_argument("-n", "--n", type=int, help="questions per category (default 50), or problems per probe (200)")
+    ev.add_argument("-n", "--n", type=_at_least(1), help="questions per category (default 50), or problems per probe (200)")
     ev.add_argument("--samples", type=int, help="replies per question for pass@k (needs --temperature > 0)")
     ev.add_argument("--temperature", type=float, help="sampling temperature (default 0: greedy)")
     ev.add_argument("--max-new-tokens", type=int, help="longest reply in tokens (default 48)")
@@ -379,8 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sample = sub.add_parser("sample", help="continue a prompt with the base model")
     sample.add_argument("prompt")
-    sample.add_argument("-n", type=int, default=3, help="how many samples")
-    sample.add_argument("--tokens", type=int, default=60, help="new tokens per sample")
+    sample.add_argument("-n", type=_at_least(1), default=3, help="how many samples")
+    sample.add_argument("--tokens", type=_at_least(0), default=60, help="new tokens per sample")
     sample.add_argument("--temperature", type=float, default=0.8)
     sample.add_argument("--top-k", type=int, default=50)
     sample.add_argument("--seed", type=int, default=0)
@@ -388,7 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen = sub.add_parser("generate", help="stream a continuation of a prompt from the base model")
     gen.add_argument("prompt")
-    gen.add_argument("--max-new-tokens", type=int, default=100, help="tokens to generate (default 100)")
+    gen.add_argument("--max-new-tokens", type=_at_least(0), default=100, help="tokens to generate (default 100)")
     gen.add_argument("--temperature", type=float, default=0.8, help="0 = greedy (default 0.8)")
     gen.add_argument("--top-k", type=int, help="keep the k most likely tokens")
     gen.add_argument("--top-p", type=float, help="keep the smallest set of tokens whose probability reaches p")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import random
 import re
 
+from .config import check_range
 from .generate import complete
 from .world import ATTRIBUTES, CLOZE, QUESTIONS, VALUES, Item, World, arithmetic_item, is_heldout_problem, verify
 
@@ -109,6 +110,7 @@ def probe_arithmetic(model, tokenizer, world: World, n: int = 200, op: str = "+"
 
 def probe_base_model(model, tokenizer, world: World, n: int = 200) -> dict:
     """The base-model report card: facts of seen and held-out people, 2-digit addition and more."""
+    check_range("n", n, 1, 10**6)
     return {
         "facts_seen": probe_facts(model, tokenizer, world, limit=n * len(ATTRIBUTES) // 2),
         "facts_heldout": probe_facts(model, tokenizer, world, heldout=True, limit=n * len(ATTRIBUTES) // 2),

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from .calculator import CalculatorError, evaluate, numbers_in
-from .config import WorldConfig
+from .config import WorldConfig, check_range
 
 FIRST_NAMES = (
     "Ada", "Alma", "Anton", "Arlo", "Bea", "Bruno", "Cara", "Cyril", "Dara", "Dev", "Edda", "Elio",
@@ -459,6 +459,7 @@ class World:
     def eval_items(self, n_per_kind: int = 100) -> dict[str, list[Item]]:
         """The evaluation sets later chapters score against. None of their questions is written
         into pretraining text; only the facts of seen people are, as the knowledge being tested."""
+        check_range("n_per_kind", n_per_kind, 1, 10**6)
         return {
             "fact": self.fact_items()[: n_per_kind * len(ATTRIBUTES)],
             "unknown_fact": self.fact_items(heldout=True)[: n_per_kind * len(ATTRIBUTES)],

@@ -4,10 +4,12 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from minilm.cli import main
+from minilm.config import TokenizerConfig
 
 
 def run_cli(*args, env=None):
@@ -51,6 +53,41 @@ def test_train_on_files_then_encode(tmp_path, capsys):
     main(["tokenizer", "encode", "the cat 🤗", "--tokenizer", str(out)])
     shown = json.loads(capsys.readouterr().out)
     assert "".join(shown["tokens"]) == "the cat 🤗" and shown["count"] == len(shown["ids"])
+
+
+def test_training_on_files_never_replaces_the_budgets_tokenizer(tmp_path, isolated_runs, capsys):
+    # The budget's artifact path is what every later stage loads: a tokenizer of other text saved
+    # there would be taken for the budget's (same vocabulary, same key).
+    from minilm.artifacts import tokenizer_path
+    from minilm.config import get_budget
+
+    text = tmp_path / "text.txt"
+    text.write_text("the cat sat on the mat. " * 50, encoding="utf-8")
+    main(["--budget", "smoke", "tokenizer", "train", "--vocab-size", "300", "--input", str(text)])
+    saved = Path(capsys.readouterr().out.strip().rsplit(" to ", 1)[1])
+    budget_path = tokenizer_path(get_budget("smoke").with_overrides(tokenizer=TokenizerConfig(vocab_size=300)))
+    assert saved.exists() and saved.parent == isolated_runs / "tokenizers" and not budget_path.exists()
+    empty = tmp_path / "empty.txt"
+    empty.write_text(" \n", encoding="utf-8")
+    with pytest.raises(SystemExit):
+        main(["tokenizer", "train", "--input", str(empty)])
+    assert f"{empty}: no text to learn merges from" in capsys.readouterr().err
+
+
+def test_training_the_budgets_tokenizer_gives_the_pipelines(isolated_runs, capsys, monkeypatch):
+    # Without --input the command builds what tokenizer_artifact builds (plays + tiny world), at its path.
+    from minilm import artifacts
+    from minilm.config import get_budget
+    from minilm.tokenizer import Tokenizer
+
+    budget = get_budget("smoke").with_overrides(corpus_chars=20_000, tokenizer=TokenizerConfig(vocab_size=400))
+    monkeypatch.setattr("minilm.cli.get_budget", lambda name: budget)
+    main(["tokenizer", "train"])
+    path = artifacts.tokenizer_path(budget)
+    assert capsys.readouterr().out.strip().endswith(f" to {path}")
+    expected = Tokenizer.from_config(artifacts.tokenizer_training_texts(budget), budget.tokenizer)
+    sample = artifacts.tokenizer_training_texts(budget)[-1]  # a tiny-world document
+    assert Tokenizer.load(path).encode(sample) == expected.encode(sample)
 
 
 def test_encode_with_corrupted_tokenizer_is_clear(tmp_path, capsys):
@@ -118,18 +155,20 @@ def bench_config_params(name, vocab_size):
                               block_size=c["seq_len"], **c["model"])).num_params()
 
 
-@pytest.mark.parametrize("settings, message", [
-    (["n_heads=6"], "n_heads: not a setting of `minilm bench pretrain`"),
-    (["n_head"], "write KEY=VALUE"),
-    (["n_head=six"], "n_head must be a whole number"),
-    (["lr=fast"], "lr must be a number"),
-    (["compile=maybe"], "compile is true or false"),
-    (["compile_mode=fastest"], "compile_mode='fastest'"),
-    (["style=modren"], "style='modren'"),
-    (["n_head=5"], "n_head"),  # 128 wide does not split into 5 heads
+@pytest.mark.parametrize("config, settings, message", [
+    ("baby", ["n_heads=6"], "n_heads: not a setting of `minilm bench pretrain`"),
+    ("baby", ["n_head"], "write KEY=VALUE"),
+    ("baby", ["n_head=six"], "n_head must be a whole number"),
+    ("baby", ["lr=fast"], "lr must be a number"),
+    ("baby", ["compile=maybe"], "compile is true or false"),
+    ("baby", ["compile_mode=fastest"], "compile_mode='fastest'"),
+    ("baby", ["style=modren"], "style='modren'"),
+    ("baby", ["n_head=5"], "n_head"),  # 128 wide does not split into 5 heads
+    ("best", ["cache_order=4"], "cache_order needs ngram_order"),
+    ("hybrid", ["weight_plays=0"], "weight_plays=0: choose 1 to 33"),
 ])
-def test_bench_pretrain_settings_are_checked(capsys, settings, message):
-    args = ["bench", "pretrain", "--config", "baby", "--seconds", "1"]
+def test_bench_pretrain_settings_are_checked(capsys, config, settings, message):
+    args = ["bench", "pretrain", "--config", config, "--seconds", "1"]
     for setting in settings:
         args += ["--set", setting]
     with pytest.raises(SystemExit) as exit_info:
@@ -296,6 +335,20 @@ def test_bench_options_belong_to_their_benchmark(capsys, args, message):
         main(args)
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["world", "eval", "-n", "0"], "argument -n: 0 must be at least 1"),
+    (["world", "people", "-n", "-1"], "argument -n: -1 must be at least 1"),
+    (["eval", "-n", "0"], "argument -n/--n: 0 must be at least 1"),
+    (["sample", "ROMEO", "-n", "x"], "argument -n: 'x' is not a whole number"),
+    (["generate", "ROMEO", "--max-new-tokens", "-1"], "argument --max-new-tokens: -1 must be at least 0"),
+])
+def test_counts_on_the_command_line_are_checked_before_anything_runs(capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    captured = capsys.readouterr()
+    assert exit_info.value.code == 2 and message in captured.err and captured.out == ""
 
 
 def test_only_rope_models_are_timed_past_their_context(tiny_generation_bench, monkeypatch):

@@ -3,7 +3,7 @@
 import pytest
 
 from minilm import probes
-from minilm.config import WorldConfig
+from minilm.config import ConfigError, WorldConfig
 from minilm.world import ATTRIBUTES, CLOZE, VALUES, World, is_heldout_problem
 
 
@@ -155,3 +155,10 @@ def test_probe_styles_scores_worked_and_short_answers(world, monkeypatch):
 def test_bad_prompting_arguments_are_named(world, kwargs, message):
     with pytest.raises(ValueError, match=message):
         probes.styled_prompts(world, **kwargs)
+
+
+
+def test_the_report_card_needs_at_least_one_problem_per_probe(world):
+    # n=0 would mean "no limit" to the fact probes (limit=0) and zero sums: refused instead.
+    with pytest.raises(ConfigError, match="n=0 is out of range"):
+        probes.probe_base_model(None, None, world, n=0)

@@ -106,6 +106,13 @@ def test_every_solution_verifies_and_wrong_answers_do_not(world):
             assert not verify(item, "Answer: 123456789"), (kind, item)
 
 
+@pytest.mark.parametrize("n", [0, -3])
+def test_eval_items_need_at_least_one_per_kind(world, n):
+    # A slice [: 0 * 4] or [: -12] would give an empty or shortened set without a word.
+    with pytest.raises(ConfigError, match=f"n_per_kind={n} is out of range"):
+        world.eval_items(n)
+
+
 def test_fact_verifier_rejects_hedging(world):
     item = world.fact_items()[0]
     other = next(p.value(item.meta["attribute"]) for p in world.people if p.value(item.meta["attribute"]) != item.answer)
