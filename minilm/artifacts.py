@@ -106,9 +106,22 @@ def load_model(path: Path):
     from .model import GPT, GPTConfig
     from .train import load_checkpoint
 
+    from dataclasses import fields
+
+    from .train import CheckpointError
+
     state = load_checkpoint(path)
+    if not isinstance(state.get("model_config"), dict) or not isinstance(state.get("model"), dict):
+        raise CheckpointError(f"{path}: a minilm checkpoint without a model (no model_config or weights)")
+    unknown = sorted(set(state["model_config"]) - {f.name for f in fields(GPTConfig)})
+    if unknown:
+        raise CheckpointError(f"{path}: its model has settings this minilm does not know ({', '.join(unknown)}): "
+                              "written by a newer version?")
     model = GPT(GPTConfig(**state["model_config"]))
-    model.load_state_dict(state["model"])
+    missing, unexpected = model.load_state_dict(state["model"], strict=False)
+    if missing or unexpected:  # torch's own message is many lines long
+        raise CheckpointError(f"{path}: its weights do not fit its model settings (missing: "
+                              f"{', '.join(missing) or 'none'}; unexpected: {', '.join(unexpected) or 'none'})")
     return model.eval()
 
 
@@ -176,9 +189,28 @@ def midtrain_artifact(budget: Budget | str | None = None, progress: bool = True,
 SFT_VERSION = 1
 
 
+def chat_data_contents(chat_dataset: str) -> dict:
+    """A key part for a local chat data file or folder: a hash of its contents, so that editing the
+    file builds a new model instead of reusing the one trained on its old text. Empty for no chat
+    data (the budgets' own keys stay as they were) and for hub names.
+
+    >>> chat_data_contents("")
+    {}
+    """
+    path = Path(chat_dataset).expanduser() if chat_dataset else None
+    if path is None or not path.exists():
+        return {}
+    digest = hashlib.sha256()
+    for file in sorted([path] if path.is_file() else [f for f in path.rglob("*") if f.is_file()]):
+        digest.update(str(file.relative_to(path) if file != path else file.name).encode() + b"\0")
+        digest.update(file.read_bytes())
+    return {"chat_data": digest.hexdigest()[:16]}
+
+
 def sft_model_path(budget: Budget) -> Path:
-    """Keyed by the mid-trained model it starts from and the SFT settings."""
-    key = _key(midtrain=midtrain_model_path(budget).name, sft=repr(budget.sft), version=SFT_VERSION)
+    """Keyed by the mid-trained model it starts from, the SFT settings and a local chat data set's contents."""
+    key = _key(midtrain=midtrain_model_path(budget).name, sft=repr(budget.sft), version=SFT_VERSION,
+               **chat_data_contents(budget.sft.chat_dataset))
     return artifact_dir(budget) / f"sft-{key}.pt"
 
 
@@ -206,7 +238,8 @@ def sft_ablations_path(budget: Budget) -> Path:
     from dataclasses import asdict
 
     key = _key(midtrain=midtrain_model_path(budget).name, sft=repr(sorted(asdict(budget.sft).items())),
-               world=repr(budget.world), sft_version=SFT_VERSION, version=SFT_ABLATIONS_VERSION)
+               world=repr(budget.world), sft_version=SFT_VERSION, version=SFT_ABLATIONS_VERSION,
+               **chat_data_contents(budget.sft.chat_dataset))
     return artifact_dir(budget) / f"sft-ablations-{key}.json"
 
 

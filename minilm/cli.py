@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -45,8 +46,8 @@ def _cmd_tokenizer_train(args) -> None:
 
     budget = get_budget(args.budget)
     config = TokenizerConfig(
-        vocab_size=args.vocab_size or budget.tokenizer.vocab_size,
-        digit_group=args.digit_group or budget.tokenizer.digit_group,
+        vocab_size=budget.tokenizer.vocab_size if args.vocab_size is None else args.vocab_size,
+        digit_group=budget.tokenizer.digit_group if args.digit_group is None else args.digit_group,
     )
     budget = budget.with_overrides(tokenizer=config)
     if args.input:
@@ -63,8 +64,12 @@ def _cmd_tokenizer_train(args) -> None:
         default_out = runs_dir() / "tokenizers" / f"tokenizer-{config.vocab_size}-{config.digit_group}-{digest}.json"
     else:  # the budget's tokenizer, trained on what the pipeline trains it on
         texts, default_out = tokenizer_training_texts(budget), tokenizer_path(budget)
-    tokenizer = Tokenizer.from_config(texts, config, progress=True)
     out = Path(args.out) if args.out else default_out
+    if out.is_dir():
+        raise IsADirectoryError(f"--out {out} is a folder: give the tokenizer file's path (e.g. {out / 'tokenizer.json'})")
+    if any(out.resolve() == Path(name).resolve() for name in args.input or ()):
+        raise ValueError(f"--out {out} is one of the --input files: it would be overwritten")
+    tokenizer = Tokenizer.from_config(texts, config, progress=True)
     tokenizer.save(out)
     print(f"saved {tokenizer} to {out}")
 
@@ -73,7 +78,7 @@ def _cmd_tokenizer_encode(args) -> None:
     from .artifacts import tokenizer_artifact
     from .tokenizer import Tokenizer
 
-    tokenizer = Tokenizer.load(args.tokenizer) if args.tokenizer else tokenizer_artifact(args.budget)
+    tokenizer = Tokenizer.load(args.tokenizer) if args.tokenizer is not None else tokenizer_artifact(args.budget)
     ids = tokenizer.encode(args.text)
     print(json.dumps({"ids": ids, "tokens": tokenizer.token_strings(ids), "count": len(ids)}, ensure_ascii=False))
 
@@ -108,7 +113,11 @@ def _cmd_world(args) -> None:
 def _cmd_pipeline(args) -> None:
     from .pipeline import run_pipeline
 
-    report = run_pipeline(get_budget(args.budget), Path(args.out) if args.out else None, args.stages)
+    budget = get_budget(args.budget)
+    if args.readme and (args.stages or budget.name == "smoke"):
+        # The README's table is the course's published result: a whole run at a real budget.
+        raise ValueError("--readme publishes a whole run: leave out --stages and use the laptop or gpu budget")
+    report = run_pipeline(budget, Path(args.out) if args.out else None, args.stages)
     print(f"report: {report}")
     if args.readme:
         from .config import repo_root
@@ -281,9 +290,11 @@ def _cmd_generate(args) -> None:
     sampling = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p)
     check_sampling(**sampling)  # before loading anything
     model, tokenizer = _base_model(args, build=False)
-    print(args.prompt, end="", flush=True)
-    for piece in stream(model, tokenizer, args.prompt, max_new_tokens=args.max_new_tokens, stop=args.stop,
-                        tools=args.tools, seed=args.seed, **sampling):
+    pieces = stream(model, tokenizer, args.prompt, max_new_tokens=args.max_new_tokens, stop=args.stop,
+                    tools=args.tools, seed=args.seed, **sampling)
+    first = next(pieces, "")  # the stream checks its arguments here: an error comes before any output
+    print(args.prompt + first, end="", flush=True)
+    for piece in pieces:
         print(piece, end="", flush=True)
     print()
 
@@ -312,6 +323,8 @@ def _cmd_check(args) -> None:
 
     if repo_root() is None:
         raise FileNotFoundError("exercises live in the course checkout: clone the repo and run `make check CH=01`")
+    if not re.fullmatch(r"\d\d", args.chapter):
+        raise ValueError(f"chapter {args.chapter!r}: give its two digits, e.g. `minilm check 01`")
     root = repo_root() / "exercises"
     tests = sorted((root / "tests").glob(f"test_{args.chapter}_*.py"))
     if not tests:
@@ -335,6 +348,24 @@ def _at_least(minimum: int):
             raise argparse.ArgumentTypeError(f"{value} must be at least {minimum}")
         return value
     return parse
+
+
+def _seed(text: str) -> int:
+    """An argparse type: a seed torch's generators take (0 to 2**63 - 1)."""
+    value = _at_least(0)(text)
+    if value >= 2**63:
+        raise argparse.ArgumentTypeError(f"{value} is too large for a seed (at most 2**63 - 1)")
+    return value
+
+
+def _device(text: str) -> str:
+    """An argparse type: a device this machine has (minilm.device.check_device)."""
+    from .device import check_device
+
+    try:
+        return check_device(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -376,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--lr", type=float, help="peak learning rate")
     pre.add_argument("--batch-size", type=int, help="sequences per step")
     pre.add_argument("--seq-len", type=int, help="tokens per sequence")
-    pre.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
+    pre.add_argument("--device", type=_device, help="cpu, cuda, mps (default: the best available)")
     pre.set_defaults(func=_cmd_pretrain)
 
     ev = sub.add_parser("eval", help="chat eval of a checkpoint (table + JSON); without one, probe the base model")
@@ -391,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     mid = sub.add_parser("midtrain", help="mid-train (or load) the base model: annealing and calculator calls")
     mid.add_argument("--steps", type=int, help="optimizer steps of each run (default: the budget's)")
     mid.add_argument("--lr", type=float, help="learning rate after warmup, decayed linearly to zero")
-    mid.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
+    mid.add_argument("--device", type=_device, help="cpu, cuda, mps (default: the best available)")
     mid.set_defaults(func=_cmd_midtrain)
 
     sft = sub.add_parser("sft", help="fine-tune (or load) the mid-trained model on conversations; eval before/after")
@@ -399,8 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
     sft.add_argument("--lr", type=float, help="learning rate after warmup, decayed linearly to zero")
     sft.add_argument("--chat-data", help="also train on a real chat data set: a Hugging Face name (online), a "
                      "save_to_disk folder or a JSON/JSONL file")
-    sft.add_argument("--chat-limit", type=int, help="conversations to take from --chat-data (default 1000)")
-    sft.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
+    sft.add_argument("--chat-limit", type=_at_least(1), help="conversations to take from --chat-data (default 1000)")
+    sft.add_argument("--device", type=_device, help="cpu, cuda, mps (default: the best available)")
     sft.set_defaults(func=_cmd_sft)
 
     sample = sub.add_parser("sample", help="continue a prompt with the base model")
@@ -409,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--tokens", type=_at_least(0), default=60, help="new tokens per sample")
     sample.add_argument("--temperature", type=float, default=0.8)
     sample.add_argument("--top-k", type=int, default=50)
-    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--seed", type=_seed, default=0)
     sample.set_defaults(func=_cmd_sample)
 
     gen = sub.add_parser("generate", help="stream a continuation of a prompt from the base model")
@@ -419,7 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--top-k", type=int, help="keep the k most likely tokens")
     gen.add_argument("--top-p", type=float, help="keep the smallest set of tokens whose probability reaches p")
     gen.add_argument("--min-p", type=float, help="keep tokens at least min-p times as likely as the top one")
-    gen.add_argument("--seed", type=int, default=0, help="random seed: same seed, same text (default 0)")
+    gen.add_argument("--seed", type=_seed, default=0, help="random seed: same seed, same text (default 0)")
     gen.add_argument("--stop", help="stop before this string (e.g. a newline: $'\\n')")
     gen.add_argument("--tools", action="store_true", help="answer the model's <|calc_start|>...<|calc_end|> calls")
     gen.set_defaults(func=_cmd_generate)
@@ -433,7 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--top-k", type=int, default=50, help="keep the k most likely tokens (default 50)")
     chat.add_argument("--top-p", type=float, help="keep the smallest set of tokens whose probability reaches p")
     chat.add_argument("--min-p", type=float, help="keep tokens at least min-p times as likely as the top one")
-    chat.add_argument("--seed", type=int, default=0, help="random seed of the first reply, +1 per reply (default 0)")
+    chat.add_argument("--seed", type=_seed, default=0, help="random seed of the first reply, +1 per reply (default 0)")
     chat.add_argument("--no-tools", action="store_true", help="do not answer the model's calculator calls")
     chat.set_defaults(func=_cmd_chat)
 
@@ -472,7 +503,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except (ConfigError, FileNotFoundError, ValueError, KeyError, RuntimeError) as err:
+    # OSError: a folder where a file should be, a full disk, no permission: one line as well.
+    except (ConfigError, OSError, ValueError, KeyError, RuntimeError) as err:
         if os.environ.get("MINILM_DEBUG"):
             raise  # developers: the full traceback
         message = err.args[0] if isinstance(err, KeyError) and err.args else err

@@ -22,6 +22,37 @@ def best_device() -> str:
     return "cpu"
 
 
+def check_device(device: str) -> str:
+    """``device`` if this machine can run on it, else a ValueError that says why (instead of torch's
+    assertion from deep inside ``.to(device)``).
+
+    >>> check_device("cpu")
+    'cpu'
+    >>> check_device("gpu")
+    Traceback (most recent call last):
+    ...
+    ValueError: device='gpu' is not a device: choose cpu, cuda, cuda:N or mps
+    """
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device={device!r} is not a device: choose cpu, cuda, cuda:N or mps") from None
+    if kind == "cuda":
+        index = torch.device(device).index or 0
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r}, but this PyTorch sees no CUDA GPU (a CPU-only build, or no "
+                             "driver): see the README's GPU set-up, or use --device cpu")
+        if index >= torch.cuda.device_count():
+            raise ValueError(f"device={device!r}, but this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    elif kind == "mps" and best_device() != "mps":
+        raise ValueError(f"device={device!r}, but Apple's MPS backend is not available here")
+    elif kind not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device={device!r}: minilm runs on cpu, cuda or mps")
+    return device
+
+
 def environment_report() -> dict:
     """Versions, threads and accelerators, as a flat dict (printed by `minilm env`)."""
     import torch

@@ -250,6 +250,9 @@ STAGES = {"corpus": stage_corpus, "tokenizer": stage_tokenizer, "data": stage_da
 
 def run_pipeline(budget: Budget, directory: Path | None = None, stages: list[str] | None = None) -> Path:
     """Run the stages in order and write report.md + metrics.json into the run directory."""
+    unknown = [name for name in stages or () if name not in STAGES]
+    if unknown:  # before any stage runs or any folder is made
+        raise ValueError(f"unknown stage {unknown[0]!r}: choose from {', '.join(STAGES)}")
     directory = Path(directory) if directory else runs_dir() / f"pipeline-{budget.name}"
     directory.mkdir(parents=True, exist_ok=True)
     run = Run(directory)
@@ -257,8 +260,6 @@ def run_pipeline(budget: Budget, directory: Path | None = None, stages: list[str
             f"{platform.system()}, Python {platform.python_version()} · {time.strftime('%Y-%m-%d %H:%M')}")
     timings = []
     for name in stages or list(STAGES):
-        if name not in STAGES:
-            raise ValueError(f"unknown stage {name!r}: choose from {', '.join(STAGES)}")
         print(f"[{name}] ...", flush=True)
         start = time.perf_counter()
         run.metrics[name] = STAGES[name](budget, run)

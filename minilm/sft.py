@@ -615,7 +615,11 @@ def load_chat_dataset(name_or_path: str | Path, split: str = "train", limit: int
         raise ValueError(f"limit={limit!r} must be a whole number >= 1 (or None for all)")
     path = Path(name_or_path).expanduser()
     if path.is_dir():
-        data = datasets.load_from_disk(str(path))
+        try:
+            data = datasets.load_from_disk(str(path))
+        except Exception as err:  # not a save_to_disk folder: datasets' own message, on one line
+            raise ValueError(f"{path}: not a chat data folder written by datasets' save_to_disk "
+                             f"({_first_line(err)})") from None
         if isinstance(data, datasets.DatasetDict):
             if split not in data:
                 raise ValueError(f"{path} holds the splits {', '.join(data)}; split={split!r} is not one of them")
@@ -624,7 +628,13 @@ def load_chat_dataset(name_or_path: str | Path, split: str = "train", limit: int
         kind = {".json": "json", ".jsonl": "json", ".parquet": "parquet"}.get(path.suffix.lower())
         if kind is None:
             raise ValueError(f"{path}: a chat data file must be .json, .jsonl or .parquet")
-        data = datasets.load_dataset(kind, data_files=str(path), split="train")
+        if not path.read_bytes().strip():
+            raise ValueError(f"{path}: the chat data file is empty")
+        try:
+            data = datasets.load_dataset(kind, data_files=str(path), split="train")
+        except Exception as err:  # malformed JSON or parquet: datasets raises from deep inside its builder
+            cause = err.__cause__ or err
+            raise ValueError(f"{path}: not a readable {path.suffix} chat data file ({_first_line(cause)})") from None
     else:
         name = str(name_or_path)
         if name.startswith((".", "/", "~")) or name.endswith((".json", ".jsonl", ".parquet")):
@@ -635,13 +645,19 @@ def load_chat_dataset(name_or_path: str | Path, split: str = "train", limit: int
                 data = data.take(limit)
             records = list(data)
         except Exception as err:  # offline, no such dataset, no such split: one clear message
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            reason = _first_line(err)
             raise RuntimeError(f"could not load the chat data set {name!r} (split {split!r}) from the Hugging Face "
                                f"hub: {reason}\n{_offline_help(name, split, subset)}") from None
         return _normalize_records(records, name)
     if limit is not None:
         data = data.select(range(min(limit, len(data))))
     return _normalize_records(data, str(path))
+
+
+def _first_line(err: BaseException) -> str:
+    """An exception's message, first line only (or its type's name when it has none)."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _normalize_records(records, where: str) -> list[Conversation]:
@@ -656,6 +672,10 @@ def _normalize_records(records, where: str) -> list[Conversation]:
             out.append(normalize_conversation(record[column]))
         except ChatFormatError:
             skipped += 1
+    if not out:  # training on none of them would drop the data set without a word
+        raise ValueError(f"{where}: holds no conversation to train on" if not skipped else
+                         f"{where}: none of its {skipped} conversations normalise (each needs user and "
+                         "assistant turns with text; see minilm.sft.normalize_conversation)")
     if skipped:
         warnings.warn(f"{where}: skipped {skipped} of {skipped + len(out)} conversations that do not normalise",
                       stacklevel=3)

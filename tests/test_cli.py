@@ -90,6 +90,52 @@ def test_training_the_budgets_tokenizer_gives_the_pipelines(isolated_runs, capsy
     assert Tokenizer.load(path).encode(sample) == expected.encode(sample)
 
 
+@pytest.mark.parametrize("args, message", [
+    (["check", "*"], "chapter '*': give its two digits"),
+    (["pipeline", "--stages", "tokenizer", "nope"], "unknown stage 'nope'"),
+    (["pipeline", "--stages", "tokenizer", "--readme"], "--readme publishes a whole run"),
+    (["--budget", "smoke", "pipeline", "--readme"], "--readme publishes a whole run"),
+    (["tokenizer", "train", "--vocab-size", "0"], "vocab_size=0 is out of range"),
+    (["tokenizer", "train", "--digit-group", "0"], "digit_group=0 is out of range"),
+])
+def test_bad_requests_stop_before_any_work(isolated_runs, capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    captured = capsys.readouterr()
+    assert exit_info.value.code == 2 and message in captured.err and captured.err.count("\n") == 1
+    assert captured.out == "" and not (isolated_runs / "pipeline-smoke").exists()
+
+
+def test_file_system_mistakes_are_one_line_and_write_nothing(tmp_path, isolated_runs, capsys):
+    text = tmp_path / "text.txt"
+    text.write_text("the cat sat on the mat. " * 50, encoding="utf-8")
+    for args, message in [
+        (["tokenizer", "train", "--vocab-size", "300", "--input", str(text), "--out", str(text)],
+         "is one of the --input files"),
+        (["tokenizer", "train", "--vocab-size", "300", "--input", str(text), "--out", str(tmp_path)], "is a folder"),
+        (["tokenizer", "encode", "hi", "--tokenizer", str(tmp_path)], "Is a directory"),
+    ]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(args)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and message in err and err.count("\n") == 1, err
+    assert text.read_text(encoding="utf-8").startswith("the cat sat")
+
+
+def test_generate_checks_its_arguments_before_printing_the_prompt(monkeypatch, capsys, small_tokenizer):
+    from minilm.model import GPT, GPTConfig
+
+    model = GPT(GPTConfig.modern(vocab_size=small_tokenizer.vocab_size, block_size=16, n_layer=1, n_embd=16,
+                                 n_head=2)).eval()
+    monkeypatch.setattr("minilm.cli._base_model", lambda args, build=True: (model, small_tokenizer))
+    with pytest.raises(SystemExit):
+        main(["generate", "ROMEO", "--stop", ""])
+    captured = capsys.readouterr()
+    assert captured.out == "" and "stop" in captured.err
+    main(["generate", "ROMEO", "--max-new-tokens", "3", "--temperature", "0"])
+    assert capsys.readouterr().out.startswith("ROMEO")
+
+
 def test_encode_with_corrupted_tokenizer_is_clear(tmp_path, capsys):
     bad = tmp_path / "tok.json"
     bad.write_text('{"format": "minilm-bpe", "version": 1, "merg')
@@ -343,6 +389,11 @@ def test_bench_options_belong_to_their_benchmark(capsys, args, message):
     (["eval", "-n", "0"], "argument -n/--n: 0 must be at least 1"),
     (["sample", "ROMEO", "-n", "x"], "argument -n: 'x' is not a whole number"),
     (["generate", "ROMEO", "--max-new-tokens", "-1"], "argument --max-new-tokens: -1 must be at least 0"),
+    (["sft", "--chat-data", "x.jsonl", "--chat-limit", "0"], "argument --chat-limit: 0 must be at least 1"),
+    (["generate", "ROMEO", "--seed", "99999999999999999999999"], "too large for a seed"),
+    (["sample", "ROMEO", "--seed", "-1"], "argument --seed: -1 must be at least 0"),
+    (["pretrain", "--device", "gpu"], "device='gpu' is not a device"),
+    (["sft", "--device", "cuda:7"], "device='cuda:7'"),
 ])
 def test_counts_on_the_command_line_are_checked_before_anything_runs(capsys, args, message):
     with pytest.raises(SystemExit) as exit_info:

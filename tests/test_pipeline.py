@@ -8,6 +8,7 @@ from minilm.artifacts import tokenizer_artifact, tokenizer_path
 from minilm.config import get_budget
 from minilm.pipeline import run_pipeline
 from minilm.tokenizer import Tokenizer
+from minilm.train import TrainConfig
 
 
 def test_pipeline_writes_report_metrics_and_figure(isolated_runs, tmp_path):
@@ -81,3 +82,27 @@ def test_midtrain_stage_reports_annealing_and_tool_use(tmp_path, monkeypatch):
     assert (tmp_path / "figures" / "midtraining.png").exists() and (tmp_path / "figures" / "tool_use.png").exists()
     assert figures["anneal_val_bpb"] == 1.99 and figures["continue_val_bpb"] == 2.01
     assert figures["4digit_addition_with_tool"] == 0.5 and figures["4digit_subtraction_without_tool"] == 0.0
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda state: {"format": state["format"], "version": state["version"]}, "without a model"),
+    (lambda state: {**state, "model_config": {**state["model_config"], "n_experts": 8}},
+     r"settings this minilm does not know \(n_experts\): written by a newer version"),
+    (lambda state: {**state, "model": {k: v for k, v in state["model"].items() if k != "ln_f.weight"}},
+     r"do not fit its model settings \(missing: ln_f.weight; unexpected: none\)"),
+])
+def test_load_model_names_what_is_wrong_with_a_checkpoint(tmp_path, damage, message):
+    import torch
+
+    from minilm.artifacts import load_model
+    from minilm.model import GPT, GPTConfig
+    from minilm.train import CheckpointError, save_checkpoint
+
+    path = save_checkpoint(tmp_path / "model.pt", GPT(GPTConfig.modern(vocab_size=300, block_size=8, n_layer=1,
+                                                                         n_embd=16, n_head=2)),
+                           None, 0, TrainConfig(), [])
+    assert load_model(path).config.n_embd == 16
+    torch.save(damage(torch.load(path, weights_only=True)), path)
+    with pytest.raises(CheckpointError, match=message) as err:
+        load_model(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)

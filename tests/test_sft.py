@@ -374,6 +374,42 @@ def test_load_chat_dataset_from_local_folders_and_files(tmp_path):
         load_chat_dataset(tmp_path / "missing.jsonl")
 
 
+@pytest.mark.parametrize("name, content, message", [
+    ("empty.jsonl", "", "the chat data file is empty"),
+    ("blank.json", "\n \n", "the chat data file is empty"),
+    ("broken.jsonl", '{"messages": [{"role": "user"', "not a readable .jsonl chat data file"),
+    ("broken.json", "{bad", "not a readable .json chat data file"),
+    ("noturns.jsonl", json.dumps({"messages": "hello"}), "none of its 1 conversations normalise"),
+])
+def test_unreadable_chat_data_is_one_clear_error(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(ValueError, match=message) as err:
+        load_chat_dataset(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_folder_that_is_not_a_saved_dataset_is_named(tmp_path):
+    (tmp_path / "notes.txt").write_text("hi")
+    with pytest.raises(ValueError, match="not a chat data folder written by datasets' save_to_disk"):
+        load_chat_dataset(tmp_path)
+
+
+def test_the_chat_models_key_follows_the_chat_datas_contents(tmp_path):
+    # Keyed by the path alone, an edited file would load the model trained on its old text.
+    from minilm.artifacts import sft_ablations_path, sft_model_path
+
+    data = tmp_path / "chats.jsonl"
+    budget = get_budget("smoke")
+    with_data = budget.with_overrides(sft=replace(budget.sft, chat_dataset=str(data), chat_conversations=10))
+    data.write_text(json.dumps({"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]}))
+    first = sft_model_path(with_data), sft_ablations_path(with_data)
+    assert sft_model_path(with_data) == first[0]  # the same contents, the same key
+    data.write_text(json.dumps({"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Bye."}]}))
+    assert sft_model_path(with_data) != first[0] and sft_ablations_path(with_data) != first[1]
+    assert sft_model_path(budget) != first[0]
+
+
 def test_a_hub_name_offline_fails_with_how_to_get_it():
     with pytest.raises(RuntimeError) as err:
         load_chat_dataset("HuggingFaceTB/smoltalk", subset="all", limit=10)
