@@ -78,17 +78,29 @@ def cache_statistics(tokens, order: int = 4, doc_starts=(0,), vocab_size: int | 
     * ``[2, k, t]``: how many different tokens followed them,
 
     all counted in ``t``'s document before ``t`` (0 where the history would reach into the previous
-    document). Documents start at ``doc_starts``.
+    document). Documents start at ``doc_starts``. ``tokens`` is one 1-D stream of integer ids in
+    ``0 .. vocab_size - 1`` (``vocab_size=None``: one more than the largest id).
 
     >>> cache_statistics(np.array([1, 2, 1, 2, 1]), order=2)[:, 1].tolist()  # after one token
     [[0.0, 0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 0.0, 1.0, 1.0]]
     """
-    tokens = np.asarray(tokens, dtype=np.int64).reshape(-1)
+    tokens = np.asarray(tokens)
+    if tokens.ndim != 1:  # rows would be read as one stream, their n-grams running across row ends
+        raise ValueError(f"tokens must be one 1-D stream, got shape {tokens.shape}")
+    if tokens.size and not np.issubdtype(tokens.dtype, np.integer):
+        raise ValueError(f"token ids must be integers, got dtype {tokens.dtype}")
+    tokens = tokens.astype(np.int64)
     if order < 1:
         raise ValueError(f"order={order} must be at least 1")
     if len(tokens) and tokens.min() < 0:
         raise ValueError("token ids must be >= 0")
-    vocab_size = int(vocab_size or (int(tokens.max()) + 1 if len(tokens) else 1))
+    if vocab_size is None:
+        vocab_size = int(tokens.max()) + 1 if len(tokens) else 1
+    elif isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)) or vocab_size < 1:
+        raise ValueError(f"vocab_size={vocab_size!r} must be a whole number >= 1 (or None: one more than the largest id)")
+    elif len(tokens) and tokens.max() >= vocab_size:  # ids past it would share n-gram keys with others
+        raise ValueError(f"token ids must be < vocab_size={vocab_size}, got {tokens.max()}")
+    vocab_size = int(vocab_size)
     check_keys_fit(vocab_size, order)
     n = len(tokens)
     stats = np.zeros((3, order, n), dtype=np.float64)
@@ -118,10 +130,11 @@ def _check(base_probs: np.ndarray, stats: np.ndarray, betas) -> tuple[np.ndarray
     stats = np.asarray(stats, dtype=np.float64)
     if stats.ndim != 3 or stats.shape[0] != 3 or stats.shape[2:] != base_probs.shape:
         raise ValueError(f"stats {stats.shape} must be cache_statistics (3, order, N) of the {base_probs.shape} probabilities")
-    if betas is not None and (len(betas) != stats.shape[1] or not all(b > 0 for b in betas)):
-        raise ValueError(f"need one beta > 0 per history length ({stats.shape[1]}), got {list(betas)}")
-    if (base_probs < 0).any() or (base_probs > 1).any():
-        raise ValueError("base probabilities must lie in [0, 1]")
+    # Written so that NaN fails the checks (any comparison with NaN is False).
+    if betas is not None and (len(betas) != stats.shape[1] or not all(0 < b < np.inf for b in betas)):
+        raise ValueError(f"need one beta per history length ({stats.shape[1]}), each finite and > 0, got {list(betas)}")
+    if not ((base_probs >= 0) & (base_probs <= 1)).all():
+        raise ValueError("base probabilities must lie in [0, 1] (NaN is not a probability)")
     return base_probs, stats
 
 

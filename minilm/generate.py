@@ -220,15 +220,29 @@ def generate_tokens(model, prompts: Sequence[Sequence[int]], max_new_tokens: int
     check_sampling(temperature, top_k, top_p, min_p)
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens={max_new_tokens!r} must be a whole number >= 0")
-    prompts = [list(p) for p in prompts]
+    try:
+        prompts = [list(p) for p in prompts]
+    except TypeError:
+        raise ValueError("prompts must be a list of prompts, each a list of token ids, e.g. [[1, 2, 3]]") from None
     if any(len(p) == 0 for p in prompts):
         raise ValueError(f"prompts must be non-empty; got lengths {[len(p) for p in prompts]}")
     vocab = model.config.vocab_size
     for p in prompts:
+        # The ids become a long tensor, which would silently truncate 1.7 to 1.
+        bad = [t for t in p if not _is_whole(t)]
+        if bad:
+            raise ValueError(f"prompt token ids must be whole numbers; got {bad[0]!r}")
         if min(p) < 0 or max(p) >= vocab:
             raise ValueError(f"prompt token ids must be in [0, {vocab}); got {min(p)}..{max(p)}")
     return _decode_steps(model, prompts, max_new_tokens, temperature, top_k, top_p, min_p, stop_ids, seed,
                          use_cache, tools)
+
+
+def _is_whole(value) -> bool:
+    try:
+        return not isinstance(value, bool) and float(value).is_integer()
+    except (TypeError, ValueError):
+        return False
 
 
 # Inference mode, not just no_grad: tensors skip autograd's version counters and views, which at
@@ -342,6 +356,9 @@ def complete(model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 32,
     With ``tools=True`` the model's calculator calls are answered (see :class:`CalculatorTool`) and
     the returned text shows them, e.g. ``<|calc_start|>123+456<|calc_end|><|result_start|>579<|result_end|>``.
     """
+    if isinstance(prompts, str):
+        raise ValueError("prompts is one string, which would be one prompt per character: give a list of "
+                         "prompts, e.g. [prompt]")
     tool = CalculatorTool(tokenizer) if tools else None
     encoded = [_encode_prompt(tokenizer, p, tool) for p in prompts]
     if any(not ids for ids in encoded):

@@ -254,6 +254,8 @@ class KneserNey(nn.Module):
     def prob(self, history, token: int) -> float:
         """p(token | history) for one position, read table by table (the reference for
         :meth:`distributions`; slow)."""
+        ids = np.asarray([*history, token])
+        self._check_ids(torch.from_numpy(ids.astype(np.int64) if np.issubdtype(ids.dtype, np.integer) else ids))
         history = [int(t) for t in history][-(self.order - 1) :] if self.order > 1 else []
         p = 1.0 / self.vocab_size
         for k in range(1, self.order + 1):
@@ -324,8 +326,13 @@ def _valid_discount(discount, modified: bool) -> bool:
 
 def _as_streams(tokens) -> list[np.ndarray]:
     if isinstance(tokens, (list, tuple)) and tokens and not np.isscalar(tokens[0]):
-        return [np.asarray(t, dtype=np.int64).reshape(-1) for t in tokens]
-    return [np.asarray(tokens, dtype=np.int64).reshape(-1)]
+        streams = [np.asarray(t).reshape(-1) for t in tokens]
+    else:
+        streams = [np.asarray(tokens).reshape(-1)]
+    for s in streams:  # a cast to int64 would truncate 1.7 to 1
+        if len(s) and not np.issubdtype(s.dtype, np.integer):
+            raise ValueError(f"token ids must be integers, got dtype {s.dtype}")
+    return [s.astype(np.int64) for s in streams]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -350,8 +350,17 @@ def fit_scaling_law(n_params, n_tokens, losses, delta: float = 1e-3, max_exponen
                          f"got {n.size}, {d.size} and {loss.size}")
     if len(n) < 5:
         raise ValueError(f"fitting 5 constants needs at least 5 runs, got {len(n)}")
+    # With one N (or one D) the law's dependence on it is undetermined: any fit would be arbitrary.
+    if len(np.unique(n)) < 2 or len(np.unique(d)) < 2:
+        raise ValueError(f"fitting how the loss falls with N and D needs runs at 2 or more different n_params and "
+                         f"2 or more different n_tokens, got {len(np.unique(n))} and {len(np.unique(d))}")
     if not delta > 0:
         raise ValueError(f"delta={delta} must be positive")
+    if not 0 < max_exponent < math.inf:
+        raise ValueError(f"max_exponent={max_exponent} must be a positive finite number")
+    for name, value in (("grid_starts", grid_starts), ("max_iter", max_iter)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name}={value!r} must be a whole number >= 1")
     logn, logd, logl = np.log(n), np.log(d), np.log(loss)
 
     grid = np.linspace(0.02, max_exponent * 0.96, 60)
@@ -382,7 +391,7 @@ def fit_scaling_law(n_params, n_tokens, losses, delta: float = 1e-3, max_exponen
 def bootstrap_fits(n_params, n_tokens, losses, samples: int = 50, seed: int = 0, **options) -> list[ScalingFit]:
     """Refit on ``samples`` resamples of the runs (drawn with replacement): the spread of the
     constants is how much a sweep this size pins them down. Resamples too degenerate to fit
-    (fewer than 5 distinct runs, or a law they do not determine) are skipped."""
+    (fewer than 5 distinct runs, a single N or D, or a law they do not determine) are skipped."""
     n, d, loss = (np.asarray(v, dtype=np.float64) for v in (n_params, n_tokens, losses))
     if not (len(n) == len(d) == len(loss)):
         raise ValueError(f"n_params, n_tokens and losses must have the same length, got {len(n)}, {len(d)}, {len(loss)}")
@@ -390,7 +399,7 @@ def bootstrap_fits(n_params, n_tokens, losses, samples: int = 50, seed: int = 0,
     fits = []
     for _ in range(samples):
         pick = rng.integers(0, len(n), size=len(n))
-        if len(np.unique(pick)) < 5:
+        if len(np.unique(pick)) < 5 or len(np.unique(n[pick])) < 2 or len(np.unique(d[pick])) < 2:
             continue
         try:
             fits.append(fit_scaling_law(n[pick], d[pick], loss[pick], **options).fit)

@@ -388,6 +388,8 @@ class Tokenizer:
         >>> tok.encode("hello<|endoftext|>", allowed_special="all")[-1] == tok.special_id("<|endoftext|>")
         True
         """
+        if not isinstance(text, str):  # tiktoken's own TypeError does not say which argument
+            raise TypeError(f"encode takes a str, got {type(text).__name__}: {text!r:.60}")
         allowed = self._allowed(allowed_special)
         return self.tiktoken_encoding.encode(text, allowed_special=allowed, disallowed_special=())
 

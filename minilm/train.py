@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from .config import ConfigError, check_choice, check_range
+from .device import check_device
 from .files import atomic_write_bytes
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -120,6 +121,8 @@ def check_rows(tokens: np.ndarray, seq_len: int, mask: np.ndarray | None = None)
     given) has its shape."""
     if tokens.ndim not in (1, 2):
         raise ValueError(f"tokens must be a stream (1-D) or rows (2-D), got {tokens.ndim} dimensions")
+    if not np.issubdtype(tokens.dtype, np.integer):  # batches cast to int64, which would truncate 1.7 to 1
+        raise ValueError(f"tokens must be integer token ids, got dtype {tokens.dtype}")
     if tokens.ndim == 2 and (tokens.shape[1] != seq_len + 1 or tokens.shape[0] == 0):
         raise ValueError(f"rows of tokens must be seq_len + 1 = {seq_len + 1} long (and at least one), "
                          f"got shape {tokens.shape}")
@@ -409,6 +412,20 @@ def train(model, train_tokens: np.ndarray, cfg: TrainConfig, val_tokens: np.ndar
     check_rows(train_tokens, cfg.seq_len, train_mask)
     if val_tokens is not None:
         check_rows(val_tokens, cfg.seq_len, val_mask)
+    # Checked once here: an id outside the embedding table fails deep in torch, at the first batch holding it.
+    vocab = model.config.vocab_size
+    for name, tokens in (("train_tokens", train_tokens), ("val_tokens", val_tokens)):
+        if tokens is not None and tokens.size and (tokens.min() < 0 or tokens.max() >= vocab):
+            raise ValueError(f"{name} hold ids {tokens.min()}..{tokens.max()}: the model's vocab_size={vocab} "
+                             f"allows 0..{vocab - 1}")
+    # A stream's first token and a row's first token are never targets.
+    if train_mask is not None and not (train_mask[..., 1:] != 0).any():
+        raise ValueError("the loss mask (train_mask) leaves no target to train on")
+    if stop_at is not None and (isinstance(stop_at, bool) or not isinstance(stop_at, (int, np.integer)) or stop_at < 1):
+        raise ValueError(f"stop_at={stop_at!r} must be a whole number >= 1 (or None: train to cfg.steps)")
+    if isinstance(log_every, bool) or not isinstance(log_every, (int, np.integer)) or log_every < 1:
+        raise ValueError(f"log_every={log_every!r} must be a whole number >= 1")
+    check_device(device)  # a clear message instead of torch's assertion from .to("cuda") without CUDA
     ddp = dist.is_available() and dist.is_initialized()
     rank, world = (dist.get_rank(), dist.get_world_size()) if ddp else (0, 1)
     model.to(device)

@@ -164,6 +164,14 @@ def test_real_play_names_are_learned_from_the_play_itself():
     (lambda: cache_probs(np.ones(3) * 2, np.zeros((3, 1, 3)), [1.0]), r"\[0, 1\]"),
     (lambda: fit_cache(np.zeros(3), np.zeros((3, 1, 3))), "> 0"),
     (lambda: fit_cache(np.zeros(0), np.zeros((3, 1, 0))), "at least one"),
+    (lambda: cache_statistics([0.5, 1.5, 2.5], order=2), "integers, got dtype float64"),
+    (lambda: cache_statistics(np.array([[0, 1], [1, 0]]), order=2), "one 1-D stream"),
+    (lambda: cache_statistics([0, 3, 1, 0], order=2, vocab_size=3), "< vocab_size=3, got 3"),
+    (lambda: cache_statistics([0, 1], order=2, vocab_size=0), "vocab_size=0"),
+    (lambda: cache_statistics([0, 1], order=2, vocab_size=2.5), "vocab_size=2.5"),
+    (lambda: cache_probs(np.array([np.nan, 0.2]), np.zeros((3, 1, 2)), [1.0]), "NaN"),
+    (lambda: fit_cache(np.array([np.nan, 0.2]), np.zeros((3, 1, 2))), "NaN"),
+    (lambda: cache_probs(np.ones(2) / 2, np.zeros((3, 1, 2)), [np.inf]), "each finite"),
 ])
 def test_bad_input_says_what_is_wrong(call, message):
     with pytest.raises(ValueError, match=message):

@@ -162,6 +162,9 @@ def test_samples_follow_the_filtered_distribution():
     (dict(prompts=[[]]), "non-empty"),
     (dict(prompts=[[1], []]), "non-empty"),
     (dict(prompts=[[1, 99]]), r"token ids must be in \[0, 40\)"),
+    (dict(prompts=[[1.7, 2.2]]), "whole numbers; got 1.7"),
+    (dict(prompts=[[1, float("nan")]]), "whole numbers; got nan"),
+    (dict(prompts=[1, 2]), "each a list of token ids"),
     (dict(prompts=[[1]], max_new_tokens=-1), "max_new_tokens=-1"),
     (dict(prompts=[[1]], temperature=-1), "temperature=-1"),
     (dict(prompts=[[1]], temperature=float("nan")), "temperature=nan"),
@@ -185,6 +188,15 @@ def text_model(small_tokenizer):
     torch.manual_seed(0)
     return GPT(GPTConfig.modern(vocab_size=small_tokenizer.vocab_size, n_layer=1, n_embd=32, n_head=2,
                                 block_size=64)).eval()
+
+
+def test_whole_number_floats_are_token_ids(model):
+    assert generate(model, [[1.0, 2.0]], 3) == generate(model, [[1, 2]], 3)
+
+
+def test_complete_refuses_one_bare_string(small_tokenizer, text_model):
+    with pytest.raises(ValueError, match="prompts is one string"):
+        complete(text_model, small_tokenizer, "To be", max_new_tokens=2)
 
 
 def test_complete_batches_prompts_of_any_length(small_tokenizer, text_model):

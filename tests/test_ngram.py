@@ -171,6 +171,8 @@ def test_higher_orders_score_better_on_real_text():
     (dict(tokens=[0, 1], vocab_size=4, order=2, discounts=[0.5]), "discounts"),
     (dict(tokens=[0, 1], vocab_size=4, order=2, discounts=[0.5, 1.5]), "discounts"),
     (dict(tokens=[0, 1], vocab_size=2**20, order=4), "64-bit"),
+    (dict(tokens=[0.5, 1.7, 2.2], vocab_size=4), "integers, got dtype float64"),
+    (dict(tokens=[[0, 1], [1.5, 2.0]], vocab_size=4), "integers, got dtype float64"),
 ])
 def test_bad_fits_say_what_is_wrong(bad, message):
     with pytest.raises(ValueError, match=message):
@@ -187,6 +189,22 @@ def test_bad_queries_say_what_is_wrong():
         lm.target_probs(torch.tensor([[0, 1]]), torch.tensor([[1]]))
     log_probs, loss = lm(torch.tensor([[0, 1]]), torch.tensor([[1, -1]]))  # -1: ignored
     assert loss.item() == pytest.approx(-log_probs[0, 0, 1].item())
+
+
+@pytest.mark.parametrize("history, token, message", [
+    ([0, 1], 7, "must lie in"),
+    ([0, 1], -1, "must lie in"),
+    ([9, 1], 1, "must lie in"),
+    ([-1, 1], 1, "must lie in"),
+    ([0.5, 1], 1, "integer"),
+    ([0, 1], 1.5, "integer"),
+])
+def test_prob_checks_ids_as_forward_does(history, token, message):
+    lm = KneserNey([0, 1, 2, 0, 1, 2], vocab_size=5, order=3)
+    with pytest.raises(ValueError, match=message):
+        lm.prob(history, token)
+    with pytest.raises(ValueError, match=message):
+        lm(torch.tensor([history + [token]]))
 
 
 def test_interpolation_weight_is_the_likelihood_maximum():

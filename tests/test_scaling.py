@@ -125,6 +125,11 @@ def test_fit_is_deterministic_and_bootstrap_gives_a_spread():
     assert bootstrap_fits(n, d, loss, samples=5, seed=0, grid_starts=4) == fits
 
 
+def test_bootstrap_skips_resamples_with_a_single_model_size():
+    n, d, loss = synthetic(points=8)
+    assert bootstrap_fits(np.full(8, 1e6), d, loss, samples=5) == []
+
+
 # -- the optimum ------------------------------------------------------------------------------------
 
 
@@ -185,6 +190,14 @@ def test_inference_optimal_is_smaller_and_trained_longer():
     (lambda: fit_scaling_law([1e5, -1, 1e6, 1e7, 1e8], [1e7] * 5, [3.0] * 5), "positive"),
     (lambda: fit_scaling_law([1e5] * 4, [1e7] * 4, [3.0] * 4), "at least 5"),
     (lambda: fit_scaling_law([1e5] * 5, [1e7] * 5, [3.0, 3.0, float("nan"), 3.0, 3.0]), "finite"),
+    (lambda: fit_scaling_law([1e6] * 5, [1e8] * 5, [3.0] * 5), "2 or more different n_params"),
+    (lambda: fit_scaling_law([1e6] * 5, [1e7, 1e8, 1e9, 1e10, 1e11], [3.0] * 5), "got 1 and 5"),
+    (lambda: fit_scaling_law(*synthetic(8), grid_starts=-1), "grid_starts=-1"),
+    (lambda: fit_scaling_law(*synthetic(8), grid_starts=0), "grid_starts=0"),
+    (lambda: fit_scaling_law(*synthetic(8), max_iter=0), "max_iter=0"),
+    (lambda: fit_scaling_law(*synthetic(8), max_exponent=0), "max_exponent=0"),
+    (lambda: fit_scaling_law(*synthetic(8), max_exponent=-1), "max_exponent=-1"),
+    (lambda: fit_scaling_law(*synthetic(8), max_exponent=float("inf")), "max_exponent=inf"),
     (lambda: training_flops(-1, 10), "positive"),
     (lambda: training_flops([], 10), "empty"),
     (lambda: compute_optimal(0, CHINCHILLA), "positive"),

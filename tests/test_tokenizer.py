@@ -331,3 +331,9 @@ def test_pair_counts_and_merge_pair():
 def test_from_tiktoken_wraps_an_encoding(cl100k):
     wrapped = Tokenizer.from_tiktoken(cl100k.tiktoken_encoding)
     assert wrapped.encode_python("Hello, world! 123") == cl100k.tiktoken_encoding.encode_ordinary("Hello, world! 123")
+
+
+@pytest.mark.parametrize("text", [5, b"hello", ["hello"], None])
+def test_encoding_something_that_is_not_text_names_it(small_tokenizer, text):
+    with pytest.raises(TypeError, match=f"encode takes a str, got {type(text).__name__}"):
+        small_tokenizer.encode(text)

@@ -189,6 +189,31 @@ def test_a_checkpoint_from_another_optimizer_is_a_clear_error(tmp_path):
         train(model(), TOKENS, muon_cfg, checkpoint=path, resume=True, progress=False)
 
 
+@pytest.mark.parametrize("tokens, options, message", [
+    (TOKENS.astype(np.float64), {}, "integer token ids, got dtype float64"),
+    (np.append(TOKENS, 64), {}, r"train_tokens hold ids 0\.\.64: the model's vocab_size=64"),
+    (np.append(TOKENS.astype(np.int64), -1), {}, r"train_tokens hold ids -1\.\.63"),
+    (TOKENS, dict(val_tokens=np.append(TOKENS, 99)), "val_tokens hold ids"),
+    (TOKENS, dict(stop_at=0), "stop_at=0"),
+    (TOKENS, dict(stop_at=-1), "stop_at=-1"),
+    (TOKENS, dict(log_every=0), "log_every=0"),
+    (TOKENS, dict(train_mask=np.zeros(len(TOKENS))), "leaves no target to train on"),
+    (TOKENS, dict(train_mask=np.eye(1, len(TOKENS))[0]), "leaves no target"),  # the first token is no target
+])
+def test_bad_training_input_says_what_is_wrong(tokens, options, message):
+    cfg = TrainConfig(steps=2, batch_size=2, seq_len=8, eval_every=0)
+    with pytest.raises(ValueError, match=message):
+        train(model(), tokens, cfg, progress=False, **options)
+
+
+def test_fractional_token_ids_are_refused_everywhere():
+    fractional = np.linspace(0, 5, 100)
+    with pytest.raises(ValueError, match="integer token ids"):
+        get_batch(fractional, 2, 8, seed=0, step=0)
+    with pytest.raises(ValueError, match="integer token ids"):
+        evaluate(model(), fractional, 8, 2, 64)
+
+
 def test_bad_train_config():
     with pytest.raises(ConfigError, match="schedule='linear' is not allowed"):
         TrainConfig(schedule="linear")
@@ -276,3 +301,12 @@ def test_compiled_training_gives_the_losses_of_eager_training():
         losses[compiled] = [r["loss"] for r in result.history]
     assert losses[True] == pytest.approx(losses[False], rel=1e-4)
     assert result.tokens_per_s_after(2) > 0 and result.history[-1]["seconds"] <= result.seconds
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_training_on_a_missing_gpu_says_so():
+    model = GPT(GPTConfig.modern(vocab_size=16, block_size=8, n_layer=1, n_embd=16, n_head=2))
+    tokens = np.tile(np.arange(16, dtype=np.uint16), 20)
+    with pytest.raises(ValueError, match="this PyTorch sees no CUDA GPU"):
+        train(model, tokens, TrainConfig(steps=1, batch_size=2, seq_len=8, warmup_steps=0, eval_every=0),
+              device="cuda", progress=False)
