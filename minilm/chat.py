@@ -167,6 +167,12 @@ class Chat:
         check_same_vocabulary(model, tokenizer)
         if system is not None and not system.strip():
             raise ValueError("system='' is empty: give a system message or None")
+        if system is not None:  # said now, not when the first message is sent
+            smallest = [{"role": "system", "content": system}, {"role": "user", "content": "?"}]
+            length = len(render_conversation(tokenizer, smallest, add_generation_prompt=True)[0])
+            if length >= block:
+                raise ValueError(f"the system message leaves no room in the model's {block}-token window: with "
+                                 f"the chat template and a one-character message the prompt is {length} tokens")
         self.model, self.tokenizer, self.system = model, tokenizer, system
         self.max_new_tokens = max_new_tokens
         self.sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p)

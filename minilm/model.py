@@ -366,7 +366,12 @@ class GPT(nn.Module):
         ``forward``. Raises ValueError past ``block_size`` or for a ``pad`` of the wrong shape.
         Shared by ``forward`` and ``minilm.decode_step.DecodeStep``.
         """
+        if idx.dim() != 2 or idx.is_floating_point():
+            raise ValueError(f"token ids must be a (batch, time) tensor of integers, got {idx.dtype} of shape "
+                             f"{tuple(idx.shape)} (one sequence: ids[None])")
         B, T = idx.shape
+        if start < 0:  # a negative start would read the position tables from their end
+            raise ValueError(f"start={start} must be >= 0")
         if start + T > self.config.block_size:
             raise ValueError(f"positions up to {start + T} exceed block_size={self.config.block_size}")
         if pad is not None and tuple(pad.shape) != (B,):

@@ -284,6 +284,9 @@ class Tokenizer:
             )
         if isinstance(texts, str):
             texts = [texts]
+        elif isinstance(texts, (bytes, bytearray)) or texts is None:
+            raise TypeError(f"train takes a str or an iterable of str, got {type(texts).__name__} "
+                            "(decode bytes first: data.decode('utf-8'))")
         pattern = split_pattern(digit_group)
         counts = count_pretokens(texts, pattern)
         merges, vocab = train_bpe(counts, vocab_size - len(special_tokens), progress=progress)

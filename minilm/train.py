@@ -119,6 +119,9 @@ def lr_at(step: int, total_steps: int, warmup_steps: int, lr: float, schedule: s
 def check_rows(tokens: np.ndarray, seq_len: int, mask: np.ndarray | None = None) -> None:
     """Raise ValueError unless ``tokens`` is a stream or rows of ``seq_len + 1``, and ``mask`` (if
     given) has its shape."""
+    if not isinstance(tokens, np.ndarray):
+        raise ValueError(f"tokens must be a numpy array of token ids (np.array(ids, dtype=np.int64)), got "
+                         f"{type(tokens).__name__}")
     if tokens.ndim not in (1, 2):
         raise ValueError(f"tokens must be a stream (1-D) or rows (2-D), got {tokens.ndim} dimensions")
     if not np.issubdtype(tokens.dtype, np.integer):  # batches cast to int64, which would truncate 1.7 to 1

@@ -193,6 +193,8 @@ def test_bad_settings_are_clear_errors(small_tokenizer):
         Chat(GPT(GPTConfig.modern(vocab_size=50, n_layer=1, n_embd=16, n_head=2, block_size=16)), tok)
     with pytest.raises(ValueError, match="empty message"):
         Chat(model, tok).send("   ")
+    with pytest.raises(ValueError, match="the system message leaves no room in the model's 64-token window"):
+        Chat(model, tok, system="Be brief. " * 40)  # refused when the chat starts, not at the first message
 
 
 # -- the terminal loop and the notebook widget --------------------------------------------------------

@@ -209,6 +209,16 @@ def test_sequence_too_long_is_a_clear_error():
         model(torch.zeros(1, 9, dtype=torch.long), cache=KVCache(model.config, 1, max_len=8))
 
 
+@pytest.mark.parametrize("ids, options, message", [
+    (torch.zeros(8, dtype=torch.long), {}, r"\(batch, time\) tensor of integers, got torch.int64 of shape \(8,\)"),
+    (torch.zeros(1, 8), {}, "got torch.float32"),
+    (torch.zeros(1, 8, dtype=torch.long), dict(start=-3), "start=-3 must be >= 0"),
+])
+def test_ids_of_the_wrong_shape_or_kind_are_a_clear_error(ids, options, message):
+    with pytest.raises(ValueError, match=message):
+        make(VARIANTS["modern"])(ids, **options)
+
+
 def test_from_depth_derives_the_shape():
     cfg = GPTConfig.from_depth(6)
     assert (cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.head_dim) == (6, 384, 6, 64)

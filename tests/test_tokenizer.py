@@ -337,3 +337,9 @@ def test_from_tiktoken_wraps_an_encoding(cl100k):
 def test_encoding_something_that_is_not_text_names_it(small_tokenizer, text):
     with pytest.raises(TypeError, match=f"encode takes a str, got {type(text).__name__}"):
         small_tokenizer.encode(text)
+
+
+@pytest.mark.parametrize("texts", [b"hello world", None])
+def test_training_on_something_that_is_not_text_names_it(texts):
+    with pytest.raises(TypeError, match=f"train takes a str or an iterable of str, got {type(texts).__name__}"):
+        Tokenizer.train(texts, vocab_size=300)

@@ -191,6 +191,7 @@ def test_a_checkpoint_from_another_optimizer_is_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize("tokens, options, message", [
     (TOKENS.astype(np.float64), {}, "integer token ids, got dtype float64"),
+    (TOKENS.tolist(), {}, "a numpy array of token ids .* got list"),
     (np.append(TOKENS, 64), {}, r"train_tokens hold ids 0\.\.64: the model's vocab_size=64"),
     (np.append(TOKENS.astype(np.int64), -1), {}, r"train_tokens hold ids -1\.\.63"),
     (TOKENS, dict(val_tokens=np.append(TOKENS, 99)), "val_tokens hold ids"),
