@@ -131,9 +131,7 @@ def _cmd_pipeline(args) -> None:
 
 
 def _cmd_bench(args) -> None:
-    from .bench import BENCHMARKS
-
-    from .bench import parse_settings
+    from .bench import BENCHMARKS, parse_settings
 
     options = {"vocab_size": args.vocab_size, "config": args.config, "seconds": args.seconds,
                "new_tokens": args.new_tokens, "batch_size": args.batch_size, "repeats": args.repeats,

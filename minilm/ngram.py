@@ -410,7 +410,7 @@ def window_target_probs(model: nn.Module, tokens: np.ndarray, seq_len: int, max_
     >>> positions.tolist(), probs.round(3).tolist()  # windows [0 1 0] and [0 1 0]
     ([1, 2, 3, 4], [0.917, 0.875, 0.917, 0.875])
     """
-    tokens = np.asarray(tokens, dtype=np.int64)
+    tokens = _as_streams(tokens)[0]  # whole-number ids (a cast would truncate 1.7 to 1), as int64
     starts = window_starts(len(tokens), seq_len, max_tokens or len(tokens))
     if not starts:
         raise ValueError(f"need at least seq_len + 1 = {seq_len + 1} tokens, got {len(tokens)}")

@@ -263,6 +263,8 @@ def test_window_target_probs_score_as_evaluate_does():
         assert bpb == pytest.approx(evaluate(model, tokens, 16, 4, 200, byte_lengths)["bpb"], rel=1e-6)
     with pytest.raises(ValueError, match="seq_len"):
         window_target_probs(gpt, tokens[:16], 16)
+    with pytest.raises(ValueError, match="integers, got dtype float64"):
+        window_target_probs(gpt, tokens.astype(np.float64) + 0.5, 16)
 
 
 def test_fit_interpolation_uses_held_out_windows():
