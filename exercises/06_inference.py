@@ -111,8 +111,9 @@ def evaluate(expression: str) -> Fraction:
     Accept only: integer and float literals (not ``True``, strings or complex numbers), binary
     ``+ - * /``, unary ``-`` and ``+``, and parentheses (they leave no node of their own in the
     tree). ``×`` and ``÷`` count as ``*`` and ``/``; surrounding spaces are ignored. Compute with
-    ``Fraction`` so that division is exact (a float literal becomes ``Fraction(value)``, its exact
-    binary value). Raise ``ValueError`` with a message for anything else: names, calls, attributes,
+    ``Fraction`` so that division is exact (a float literal becomes the decimal it was written as,
+    ``Fraction(repr(value))``: 0.1 is 1/10, where ``Fraction(0.1)`` would be its binary value
+    3602879701896397/36028797018963968). Raise ``ValueError`` with a message for anything else: names, calls, attributes,
     lists, strings, ``**`` (even ``2 ** 3``: powers make huge numbers in a few characters), text
     that does not parse, division by zero, an expression longer than ``MAX_LENGTH`` characters, a
     tree nested deeper than ``MAX_DEPTH`` (the ``ast.Expression`` at depth 0, each child one deeper),

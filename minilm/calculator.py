@@ -6,6 +6,8 @@ a calculator tool call) can be evaluated without risk. Division is exact (fracti
 
 >>> evaluate("(25 - 4) * 3 / 7")
 Fraction(9, 1)
+>>> evaluate("0.1 + 0.2")
+Fraction(3, 10)
 >>> evaluate("__import__('os')")
 Traceback (most recent call last):
 ...
@@ -41,7 +43,9 @@ def _walk(node: ast.AST, depth: int) -> Fraction:
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
         if type(node.value) is float and not math.isfinite(node.value):  # "1e999" parses as inf
             raise CalculatorError("number too large")
-        return _check(Fraction(node.value))
+        # The decimal as written, not the float's binary value: "0.1 + 0.2" is 3/10. repr gives the
+        # shortest decimal that reads back as the same float, which is the literal as typed.
+        return _check(Fraction(repr(node.value)) if type(node.value) is float else Fraction(node.value))
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
         value = _walk(node.operand, depth + 1)
         return -value if isinstance(node.op, ast.USub) else value
@@ -81,6 +85,11 @@ def numbers_in(expression: str) -> list[int]:
     >>> numbers_in("(25 - 4) * 3")
     [25, 4, 3]
     """
+    # The same limits as evaluate: a long expression overflows the parser's recursion.
+    if not isinstance(expression, str):
+        raise CalculatorError(f"expression must be text, got {type(expression).__name__}")
+    if len(expression) > MAX_LENGTH:
+        raise CalculatorError(f"expression longer than {MAX_LENGTH} characters")
     try:
         tree = ast.parse(expression.replace("×", "*").replace("÷", "/").strip(), mode="eval")
     except SyntaxError:

@@ -228,6 +228,12 @@ def remove_junk_lines(text: str, min_repeats: int = 4, max_share: float = 0.25) 
     >>> remove_junk_lines("Reply\\nNice post!\\nReply\\nThanks.\\nReply\\n***\\nAgreed.\\nReply")
     'Reply\\nNice post!\\nThanks.\\nAgreed.'
     """
+    if not isinstance(min_repeats, int) or isinstance(min_repeats, bool):
+        raise TypeError(f"min_repeats={min_repeats!r} must be an int, not {type(min_repeats).__name__}")
+    if min_repeats < 1:
+        raise ValueError(f"min_repeats={min_repeats} must be at least 1")
+    if not 0 <= max_share <= 1:  # NaN fails here too, and would otherwise mark no line as template
+        raise ValueError(f"max_share={max_share!r} must be between 0 and 1")
     lines = [line for line in text.split("\n") if not is_junk_line(line)]
     counts = Counter(line.strip() for line in lines if line.strip())
     total = sum(counts.values())
@@ -268,6 +274,8 @@ def check_column(dataset, column: str) -> None:
 def clean(dataset, column: str = "text", num_proc: int | None = None):
     """``clean_text`` on every document of a ``datasets.Dataset``; documents left empty are dropped."""
     check_column(dataset, column)
+    if num_proc is not None and num_proc < 1:
+        raise ValueError(f"num_proc={num_proc} must be None or at least 1")
     cleaned = dataset.map(lambda batch: {column: [clean_text(t) for t in batch[column]]}, batched=True,
                           num_proc=num_proc, desc="clean")
     return cleaned.filter(lambda texts: [bool(t.strip()) for t in texts], input_columns=column, batched=True,

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import numbers
 import random
 import time
 from dataclasses import dataclass, field
@@ -50,6 +52,8 @@ def load_hf_source(name: str, split: str = "train", max_docs: int = 10_000, stre
     """
     import datasets
 
+    if isinstance(max_docs, bool) or not isinstance(max_docs, int) or max_docs < 1:  # [:-3] would drop the last 3
+        raise ValueError(f"max_docs={max_docs!r} must be a whole number >= 1")
     if name not in HF_SOURCES and local_path is None:
         raise DataSourceError(f"unknown data set {name!r}: choose one of {', '.join(HF_SOURCES)} or give local_path")
     hub_id, config, column = HF_SOURCES.get(name, (name, None, "text"))
@@ -118,6 +122,17 @@ def mix(documents: dict[str, list[str]], weights: dict[str, float], total_chars:
     missing = [s for s in weights if not documents.get(s)]
     if missing:
         raise DataSourceError(f"mixture names sources with no documents: {', '.join(missing)}")
+    # A source of empty texts, or an infinite weight, would never reach its share: the loop below
+    # would draw forever.
+    empty = [s for s in weights if not any(documents[s])]
+    if empty:
+        raise DataSourceError(f"mixture sources hold only empty texts: {', '.join(empty)}")
+    bad = {s: w for s, w in weights.items()
+           if isinstance(w, bool) or not isinstance(w, numbers.Real) or not 0 <= w < math.inf}
+    if bad:
+        raise ValueError(f"mixture weights must be finite numbers >= 0, got {bad}")
+    if isinstance(total_chars, bool) or not isinstance(total_chars, int) or total_chars < 1:
+        raise ValueError(f"total_chars={total_chars!r} must be a whole number >= 1")
     rng = random.Random(f"mix-{seed}")
     mixed, stats = [], {}
     for source, weight in weights.items():

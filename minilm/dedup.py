@@ -101,6 +101,8 @@ def exact_duplicates(texts: Iterable[str]) -> list[bool]:
     >>> exact_duplicates(["a b", "A  B", "c", "a b "])
     [False, True, False, True]
     """
+    if isinstance(texts, str):  # iterating a str would compare its characters as documents
+        raise TypeError("exact_duplicates needs a list of texts, not a str: pass [text]")
     return _repeats(sha256_key(t) for t in texts)
 
 
@@ -288,6 +290,8 @@ class MinHasher:
         if not 1 <= shingle_size <= len(_POSITION_MULTIPLIERS):
             raise ValueError(f"shingle_size={shingle_size} must be between 1 and "
                              f"{len(_POSITION_MULTIPLIERS)}")
+        if chunk_shingles < 1 or block_docs < 1:
+            raise ValueError(f"chunk_shingles={chunk_shingles} and block_docs={block_docs} must be at least 1")
         self.num_perm, self.shingle_size, self.seed = num_perm, shingle_size, seed
         coefficients = _stable_uint64(f"minilm.dedup minhash seed={seed}", 2 * num_perm)
         self.a = (1 + coefficients[:num_perm] % np.uint64(PRIME - 1))[:, None]  # a != 0: a bijection
@@ -350,6 +354,12 @@ def lsh_probability(jaccard, bands: int, rows: int):
     return float(result) if result.ndim == 0 else result
 
 
+def _check_threshold(threshold: float) -> None:
+    # Written so that NaN fails too: every comparison with NaN is False.
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"threshold={threshold} must be in (0, 1]")
+
+
 def choose_bands_rows(threshold: float = 0.8, num_perm: int = 128,
                       min_probability: float = 0.999) -> tuple[int, int]:
     """The ``(bands, rows)`` with the most rows whose S-curve still catches ``min_probability`` of the
@@ -366,8 +376,11 @@ def choose_bands_rows(threshold: float = 0.8, num_perm: int = 128,
     >>> choose_bands_rows(0.8, 128)
     (25, 5)
     """
-    if not 0.0 < threshold <= 1.0:
-        raise ValueError(f"threshold={threshold} must be in (0, 1]")
+    _check_threshold(threshold)
+    if num_perm < 1:
+        raise ValueError(f"num_perm={num_perm} must be at least 1")
+    if not 0.0 < min_probability <= 1.0:
+        raise ValueError(f"min_probability={min_probability} must be in (0, 1]")
     best = (num_perm, 1)
     for rows in range(1, num_perm + 1):
         bands = num_perm // rows
@@ -440,6 +453,8 @@ def lsh_candidate_pairs(signatures: np.ndarray, bands: int, rows: int) -> np.nda
     >>> lsh_candidate_pairs(sigs, bands=2, rows=2).tolist()
     [[0, 1], [0, 2]]
     """
+    if bands < 1 or rows < 1:  # rows=0 would make every pair agree on its (empty) bands
+        raise ValueError(f"bands={bands} and rows={rows} must be at least 1")
     if bands * rows > signatures.shape[1]:
         raise ValueError(f"bands x rows = {bands} x {rows} needs {bands * rows} permutations, "
                          f"the signatures have {signatures.shape[1]}")
@@ -455,6 +470,21 @@ def lsh_candidate_pairs(signatures: np.ndarray, bands: int, rows: int) -> np.nda
 # Verification, clusters and the dataset step
 
 
+def _check_pairs(pairs, n_docs: int) -> np.ndarray:
+    """``pairs`` as a ``(k, 2)`` int64 array, after checking that it names documents 0..n_docs-1."""
+    array = np.asarray(pairs)
+    # Casting would truncate 1.7 to 1, and a negative index would silently count from the end.
+    if array.size and array.dtype.kind not in "iu":
+        raise TypeError(f"pairs must hold integer document indices, not {array.dtype}")
+    if array.size % 2:
+        raise ValueError(f"pairs must have shape (k, 2), not {array.shape}")
+    array = array.astype(np.int64).reshape(-1, 2)
+    if array.size and (array.min() < 0 or array.max() >= n_docs):
+        bad = array.min() if array.min() < 0 else array.max()
+        raise ValueError(f"pairs holds index {bad}: document indices must be between 0 and {n_docs - 1}")
+    return array
+
+
 def pair_jaccard(texts: Sequence[str], pairs: np.ndarray, n: int = 5) -> np.ndarray:
     """Exact Jaccard of many pairs of texts, on their 64-bit shingle hash sets.
 
@@ -464,7 +494,7 @@ def pair_jaccard(texts: Sequence[str], pairs: np.ndarray, n: int = 5) -> np.ndar
     >>> pair_jaccard(["a b c d e f", "a b c d e g", "x"], np.array([[0, 1], [0, 2]])).round(3).tolist()
     [0.333, 0.0]
     """
-    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    pairs = _check_pairs(pairs, len(texts))
     involved = np.unique(pairs)
     hashes, offsets = _hash_shingles_blocked([texts[i] for i in involved], n)
     sets = {int(doc): set(hashes[offsets[k] : offsets[k + 1]].tolist()) for k, doc in enumerate(involved)}
@@ -490,7 +520,7 @@ def near_duplicate_clusters(pairs: np.ndarray, n_docs: int) -> list[list[int]]:
             i = parent[i]
         return i
 
-    for i, j in np.asarray(pairs, dtype=np.int64).reshape(-1, 2).tolist():
+    for i, j in _check_pairs(pairs, n_docs).tolist():
         ri, rj = root(i), root(j)
         if ri != rj:
             parent[max(ri, rj)] = min(ri, rj)  # the smaller index is the root: it is kept
@@ -547,7 +577,10 @@ def find_near_duplicates(texts: Sequence[str], threshold: float = 0.8, num_perm:
     """
     if verify not in ("exact", "signature"):
         raise ValueError(f"verify={verify!r} is not allowed: choose 'exact' or 'signature'")
-    if bands is None or rows is None:
+    _check_threshold(threshold)
+    if (bands is None) != (rows is None):  # one alone would be silently replaced by the chosen pair
+        raise ValueError(f"bands={bands} and rows={rows}: give both or neither")
+    if bands is None:
         bands, rows = choose_bands_rows(threshold, num_perm)
     texts = list(texts)
     signatures = MinHasher(num_perm, shingle_size, seed).signatures(texts, progress=progress)
@@ -597,6 +630,7 @@ def similar_pairs(texts: Sequence[str], threshold: float = 0.8, n: int = 5) -> t
     >>> pairs.tolist(), jaccard.round(2).tolist()
     ([[0, 1]], [0.71])
     """
+    _check_threshold(threshold)
     texts = list(texts)
     hashes, offsets = _hash_shingles_blocked(texts, n)
     doc = np.repeat(np.arange(len(texts)), np.diff(offsets))
@@ -673,6 +707,8 @@ def planted_near_duplicates(n_docs: int = 1000, dup_fraction: float = 0.1, seed:
     if not 0 <= dup_fraction < 1:
         raise ValueError(f"dup_fraction={dup_fraction} must be in [0, 1)")
     negative_fraction = dup_fraction / 2 if negative_fraction is None else negative_fraction
+    if not 0 <= negative_fraction <= 1:
+        raise ValueError(f"negative_fraction={negative_fraction} must be in [0, 1]")
     n_dups, n_negatives = round(n_docs * dup_fraction), round(n_docs * negative_fraction)
     n_originals = n_docs - n_dups - n_negatives
     if n_originals < 1:

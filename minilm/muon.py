@@ -19,6 +19,9 @@ True
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 
 # Coefficients of the quintic iteration x <- a x + b x^3 + c x^5 (on singular values), chosen to
@@ -60,7 +63,11 @@ class Muon(torch.optim.Optimizer):
 
     def __init__(self, params, lr: float = 0.02, momentum: float = 0.95, nesterov: bool = True,
                  ns_steps: int = 5, weight_decay: float = 0.0):
-        if lr < 0 or not 0 <= momentum < 1 or ns_steps < 1 or weight_decay < 0:
+        def finite(x) -> bool:  # written so that NaN fails: a NaN rate would turn every weight into NaN
+            return isinstance(x, numbers.Real) and not isinstance(x, bool) and 0 <= x < math.inf
+
+        if (not finite(lr) or not finite(momentum) or not momentum < 1 or not finite(weight_decay)
+                or isinstance(ns_steps, bool) or not isinstance(ns_steps, int) or ns_steps < 1):
             raise ValueError(f"Muon: bad settings lr={lr}, momentum={momentum}, ns_steps={ns_steps}, "
                              f"weight_decay={weight_decay}")
         defaults = dict(lr=lr, momentum=momentum, nesterov=nesterov, ns_steps=ns_steps, weight_decay=weight_decay)

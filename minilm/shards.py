@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Iterable
 
@@ -52,8 +53,8 @@ def _write_shard(path: Path, tokens: np.ndarray) -> str:
 def read_shard(path: str | os.PathLike) -> np.ndarray:
     """The tokens of one shard as a read-only memory map (no copy), after checking the header."""
     path = Path(path)
-    if not path.exists():
-        raise ShardError(f"{path}: shard file missing")
+    if not path.is_file():
+        raise ShardError(f"{path}: shard file missing" if not path.exists() else f"{path}: not a file")
     size = path.stat().st_size
     if size < HEADER_INTS * 8:
         raise ShardError(f"{path}: too short to be a shard ({size} bytes)")
@@ -86,6 +87,12 @@ def write_shards(
         raise ValueError(f"vocab_size={tokenizer.vocab_size} does not fit in uint16 shards")
     if shard_tokens < 1:
         raise ValueError(f"shard_tokens={shard_tokens} must be positive")
+    for split, docs in splits.items():
+        # A split's name becomes part of its shard files' names: no path parts, or they land elsewhere.
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", split) or split in (".", ".."):
+            raise ValueError(f"split name {split!r}: use letters, digits, '_', '-' and '.' only")
+        if isinstance(docs, (str, bytes)):  # one text would be read as one document per character
+            raise TypeError(f"split {split!r} must be a list of documents (str), got one {type(docs).__name__}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "index.json").unlink(missing_ok=True)  # invalid until the new index is written
@@ -131,15 +138,18 @@ def load_index(directory: str | os.PathLike) -> dict:
     if not path.exists():
         raise ShardError(f"{directory}: no index.json (the build did not finish; run `minilm data build`)")
     try:
-        index = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+        index = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ShardError(f"{path}: corrupted index: {err}") from None
-    if index.get("format") != "minilm-shards":
+    if not isinstance(index, dict) or index.get("format") != "minilm-shards":
         raise ShardError(f"{path}: not a minilm shard index")
-    for split in index["splits"].values():
-        for shard in split["shards"]:
-            if len(read_shard(directory / shard["file"])) != shard["tokens"]:
-                raise ShardError(f"{directory / shard['file']}: token count differs from index.json")
+    try:
+        for split in index["splits"].values():
+            for shard in split["shards"]:
+                if len(read_shard(directory / shard["file"])) != shard["tokens"]:
+                    raise ShardError(f"{directory / shard['file']}: token count differs from index.json")
+    except (KeyError, TypeError, AttributeError):  # an index with parts missing or of the wrong kind
+        raise ShardError(f"{path}: corrupted index: its splits and shards are not as written by write_shards") from None
     return index
 
 

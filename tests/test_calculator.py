@@ -28,3 +28,15 @@ def test_refuses_anything_else(expression, message):
 
 def test_numbers_in_order():
     assert numbers_in("(100 - 7) * 3 + 25") == [100, 7, 3, 25]
+
+
+def test_decimals_are_the_decimals_written():
+    # Fraction(0.1) would be the float's binary value, 3602879701896397/36028797018963968.
+    assert evaluate("0.1 + 0.2") == Fraction(3, 10)
+    assert evaluate("1e29 * 10") == 10**30 and evaluate("2.5 * 2") == 5
+
+
+@pytest.mark.parametrize("expression, message", [("1+" * 50_000 + "1", "longer than 200"), (None, "must be text")])
+def test_numbers_in_has_evaluates_limits(expression, message):
+    with pytest.raises(CalculatorError, match=message):
+        numbers_in(expression)

@@ -109,6 +109,19 @@ def test_line_repeated_all_over_a_page_keeps_its_first_occurrence():
     assert remove_junk_lines(song) == song
 
 
+@pytest.mark.parametrize("options, error, match", [
+    ({"min_repeats": 0}, ValueError, "min_repeats=0"),
+    ({"min_repeats": -1}, ValueError, "min_repeats=-1"),
+    ({"min_repeats": 2.5}, TypeError, "min_repeats=2.5"),
+    ({"max_share": float("nan")}, ValueError, "max_share=nan"),
+    ({"max_share": -1}, ValueError, "max_share=-1"),
+    ({"max_share": 1.5}, ValueError, "max_share=1.5"),
+])
+def test_remove_junk_lines_rejects_bad_limits(options, error, match):
+    with pytest.raises(error, match=match):
+        remove_junk_lines("Reply\nNice post!\nReply", **options)
+
+
 @pytest.mark.parametrize("raw, expected", [
     ("", ""),
     ("\n \n\t\n", ""),
@@ -261,3 +274,9 @@ def test_steps_compose_and_name_a_missing_column():
         clean(ds, column="content")
     with pytest.raises(KeyError, match="no column 'content'"):
         redact(ds, column="content")
+
+
+@pytest.mark.parametrize("num_proc", [0, -1])
+def test_clean_rejects_num_proc_below_one(num_proc):
+    with pytest.raises(ValueError, match="num_proc"):
+        clean(datasets.Dataset.from_dict({"text": WEB_PAGES}), num_proc=num_proc)

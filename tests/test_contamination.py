@@ -1,6 +1,7 @@
 """n-gram contamination detection."""
 
 import datasets
+import pytest
 
 from minilm.contamination import ContaminationIndex, contamination_report, decontaminate, ngrams, words
 
@@ -30,3 +31,18 @@ def test_report_and_decontaminate_remove_the_planted_leak():
     assert report["contaminated_documents"] == [1] and report["leaked_items"] == [0]
     kept = decontaminate(datasets.Dataset.from_dict({"text": texts}), index)
     assert kept["text"] == [texts[0], texts[2]]
+
+
+@pytest.mark.parametrize("call", [
+    lambda: ContaminationIndex("What is 47 + 38?"),
+    lambda: contamination_report("abc", ContaminationIndex(["a"])),
+])
+def test_a_bare_string_is_not_a_list_of_texts(call):
+    with pytest.raises(TypeError, match="list of texts"):
+        call()
+
+
+@pytest.mark.parametrize("n, error", [(True, TypeError), (2.5, TypeError), ("3", TypeError), (0, ValueError)])
+def test_n_must_be_a_positive_int(n, error):
+    with pytest.raises(error, match="n="):
+        ContaminationIndex(["What is 47 + 38?"], n=n)

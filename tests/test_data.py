@@ -85,6 +85,24 @@ def test_mix_needs_every_named_source():
         mix({"a": ["text"]}, {"a": 0.5, "web": 0.5}, 100)
 
 
+@pytest.mark.parametrize("documents, weights, total_chars, error, message", [
+    ({"a": ["", ""]}, {"a": 1.0}, 20, DataSourceError, "hold only empty texts: a"),  # drew forever before
+    ({"a": ["text"]}, {"a": float("inf")}, 20, ValueError, "finite numbers >= 0"),
+    ({"a": ["text"]}, {"a": float("nan")}, 20, ValueError, "finite numbers >= 0"),
+    ({"a": ["text"]}, {"a": -1.0}, 20, ValueError, "finite numbers >= 0"),
+    ({"a": ["text"]}, {"a": 1.0}, -5, ValueError, "total_chars=-5 must be a whole number >= 1"),
+])
+def test_mix_refuses_what_it_cannot_draw(documents, weights, total_chars, error, message):
+    with pytest.raises(error, match=message):
+        mix(documents, weights, total_chars)
+
+
+@pytest.mark.parametrize("max_docs", [-3, 0, 2.5, "3"])
+def test_max_docs_is_a_positive_count(tmp_path, max_docs):
+    with pytest.raises(ValueError, match=f"max_docs={max_docs!r} must be a whole number >= 1"):
+        load_hf_source("tinystories", local_path=tmp_path / "stories", max_docs=max_docs)
+
+
 def test_data_config_validation():
     with pytest.raises(ConfigError, match="weights sum to 0"):
         DataConfig(mixture=(("shakespeare", 0.0),))

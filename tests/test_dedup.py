@@ -44,6 +44,11 @@ def test_exact_dedup_keeps_the_first_of_each_group():
     assert len(exact_dedup(dataset.select([]))) == 0
 
 
+def test_exact_duplicates_rejects_a_bare_string():
+    with pytest.raises(TypeError, match="list of texts"):
+        exact_duplicates("aab")
+
+
 def test_exact_dedup_on_another_column_in_two_processes():
     dataset = datasets.Dataset.from_dict({"body": ["x", "X ", "y", "x"] * 5})
     assert exact_dedup(dataset, column="body", num_proc=2)["body"] == ["x", "y"]
@@ -153,9 +158,47 @@ def test_lsh_edge_cases():
         lsh_candidate_pairs(sigs, 3, 4)
 
 
+@pytest.mark.parametrize("bands, rows", [(4, 0), (0, 2), (-1, 2)])
+def test_lsh_candidate_pairs_rejects_empty_bands(bands, rows):
+    sigs = MinHasher(num_perm=8).signatures(["a b c d e f", "x y z w v u"])
+    with pytest.raises(ValueError, match="must be at least 1"):
+        lsh_candidate_pairs(sigs, bands, rows)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: choose_bands_rows(0.8, 0), "num_perm=0"),
+    (lambda: choose_bands_rows(0.8, -5), "num_perm=-5"),
+    (lambda: choose_bands_rows(0.8, 128, min_probability=0), "min_probability"),
+    (lambda: choose_bands_rows(0.8, 128, min_probability=1.5), "min_probability"),
+    (lambda: MinHasher(chunk_shingles=0), "chunk_shingles"),
+    (lambda: MinHasher(block_docs=0), "block_docs"),
+    (lambda: MinHasher(block_docs=-1), "block_docs"),
+    (lambda: planted_near_duplicates(20, 0.1, negative_fraction=-0.5), "negative_fraction"),
+    (lambda: planted_near_duplicates(20, 0.1, negative_fraction=1.5), "negative_fraction"),
+])
+def test_sizes_and_fractions_out_of_range_are_rejected(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
 def test_union_find_clusters_are_transitive():
     assert near_duplicate_clusters(np.array([[4, 5], [1, 4], [2, 3]]), 7) == [[1, 4, 5], [2, 3]]
     assert near_duplicate_clusters(np.zeros((0, 2), dtype=int), 3) == []
+
+
+@pytest.mark.parametrize("pairs, error, match", [
+    ([[0, -1]], ValueError, "index -1"),
+    ([[0, -2]], ValueError, "index -2"),
+    ([[0, 3]], ValueError, "index 3"),
+    (np.array([[0, 1.7]]), TypeError, "integer"),
+    ([[0, 1, 2]], ValueError, "shape"),
+])
+def test_pairs_must_name_documents_in_range(pairs, error, match):
+    texts = ["a b c d e f", "a b c d e g", "x y z"]
+    with pytest.raises(error, match=match):
+        near_duplicate_clusters(np.array(pairs), 3)
+    with pytest.raises(error, match=match):
+        pair_jaccard(texts, pairs)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -203,6 +246,23 @@ def test_near_dedup_small_and_empty_inputs():
     assert near_dedup(dataset)["text"] == dataset["text"]  # empties are exact dedup's job
     with pytest.raises(ValueError, match="verify"):
         find_near_duplicates(["a"], verify="maybe")
+
+
+@pytest.mark.parametrize("threshold", [1.5, float("nan"), -1, 0])
+def test_thresholds_outside_zero_one_are_rejected(threshold):
+    texts = ["a b c d e f", "a b c d e g", "x y z"]
+    with pytest.raises(ValueError, match="threshold"):
+        find_near_duplicates(texts, threshold=threshold, bands=4, rows=4)
+    with pytest.raises(ValueError, match="threshold"):
+        find_near_duplicates(texts, threshold=threshold)
+    with pytest.raises(ValueError, match="threshold"):
+        similar_pairs(texts, threshold=threshold)
+
+
+@pytest.mark.parametrize("options", [{"bands": 2}, {"rows": 4}])
+def test_bands_and_rows_come_together(options):
+    with pytest.raises(ValueError, match="both or neither"):
+        find_near_duplicates(["a b c d e f", "a b c d e g"], **options)
 
 
 def test_dedup_quality_meets_the_targets():

@@ -78,6 +78,37 @@ def test_corrupted_index_is_clear(tok, tmp_path):
         load_index(tmp_path)
 
 
+@pytest.mark.parametrize("content, message", [
+    (b"[]", "not a minilm shard index"),
+    (json.dumps({"format": "minilm-shards"}).encode(), "splits and shards are not as written"),
+    (json.dumps({"format": "minilm-shards", "splits": {"train": {"shards": [{}]}}}).encode(), "not as written"),
+    (b"\xff\xfe\x00binary", "corrupted index"),
+])
+def test_damaged_indexes_are_shard_errors(tok, tmp_path, content, message):
+    write_shards({"train": DOCS}, tok, tmp_path, key="abc")
+    (tmp_path / "index.json").write_bytes(content)
+    with pytest.raises(ShardError, match=message):
+        load_index(tmp_path)
+    assert not is_complete(tmp_path, "abc")
+
+
+def test_a_folder_is_not_a_shard(tmp_path):
+    with pytest.raises(ShardError, match="not a file"):
+        read_shard(tmp_path)
+
+
+@pytest.mark.parametrize("splits, error, message", [
+    ({"../evil": ["hi"]}, ValueError, "split name '../evil'"),  # would write outside the folder
+    ({"train/x": ["hi"]}, ValueError, "split name 'train/x'"),
+    ({"train": "hello"}, TypeError, "must be a list of documents"),  # five one-letter documents before
+])
+def test_bad_splits_are_refused_before_anything_is_written(tok, tmp_path, splits, error, message):
+    out = tmp_path / "out"
+    with pytest.raises(error, match=message):
+        write_shards(splits, tok, out, key="abc")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_unknown_split_is_clear(tok, tmp_path):
     write_shards({"train": DOCS}, tok, tmp_path, key="abc")
     with pytest.raises(ShardError, match="no split 'test'"):

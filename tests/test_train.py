@@ -147,6 +147,16 @@ def test_muon_update_is_close_to_the_orthogonal_factor():
         Muon([torch.nn.Parameter(torch.zeros(4))])
 
 
+@pytest.mark.parametrize("settings", [dict(lr=float("nan")), dict(lr=float("inf")), dict(lr="0.1"),
+                                      dict(weight_decay=float("nan")), dict(momentum=1.0), dict(ns_steps=2.5),
+                                      dict(ns_steps=0)])
+def test_muon_refuses_settings_that_would_break_the_weights(settings):
+    from minilm.muon import Muon
+
+    with pytest.raises(ValueError, match="Muon: bad settings"):
+        Muon([torch.nn.Parameter(torch.zeros(4, 4))], **settings)
+
+
 @pytest.mark.parametrize("shape", [(24, 64), (64, 24)])
 def test_a_stack_of_matrices_is_orthogonalized_one_by_one(shape):
     # Muon stacks same-shape matrices into one batched iteration: each must come out as if alone.

@@ -68,7 +68,8 @@ def _walk(node: ast.AST, depth: int) -> Fraction:
         return _walk(node.body, depth + 1)
     # type(...) in (int, float), not isinstance: True is an int to isinstance.
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        return _checked(Fraction(node.value))
+        # The decimal as written (repr: the shortest decimal that reads back as this float), not its binary value.
+        return _checked(Fraction(repr(node.value)) if type(node.value) is float else Fraction(node.value))
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
         value = _walk(node.operand, depth + 1)
         return -value if isinstance(node.op, ast.USub) else value
