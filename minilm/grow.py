@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .config import check_range
 from .model import GPT
 
 
@@ -36,6 +37,8 @@ def default_positions(n_layer: int, new_layers: int) -> list[int]:
     >>> default_positions(4, 2), default_positions(3, 3), default_positions(2, 4)
     ([2, 4], [1, 2, 3], [1, 1, 2, 2])
     """
+    check_range("n_layer", n_layer, 1, 10**4)
+    check_range("new_layers", new_layers, 1, 10**4)
     return [max(1, round((i + 1) * n_layer / new_layers)) for i in range(new_layers)]
 
 
@@ -102,6 +105,8 @@ def new_block_indices(n_layer: int, positions: list[int]) -> list[int]:
     >>> new_block_indices(3, [1, 3])
     [1, 4]
     """
+    for p in positions:
+        check_range("position", p, 0, n_layer)  # blocks go between 0 and n_layer old blocks
     return [p + i for i, p in enumerate(sorted(positions))]
 
 

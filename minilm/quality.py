@@ -81,7 +81,7 @@ class QualityThresholds:
     max_uppercase_fraction: float = 0.5
 
     def __post_init__(self):
-        from .config import check_range
+        from .config import ConfigError, check_range
 
         check_range("min_words", self.min_words, 0, 10**9)
         check_range("max_words", self.max_words, max(1, self.min_words), 10**9)
@@ -93,6 +93,9 @@ class QualityThresholds:
                      "max_duplicate_line_char_fraction", "max_duplicate_paragraph_char_fraction",
                      "max_uppercase_fraction"):
             check_range(name, getattr(self, name), 0.0, 1.0)
+        for name in ("no_lorem_ipsum", "no_curly_brackets"):
+            if not isinstance(getattr(self, name), bool):  # a string such as 'no' would count as True
+                raise ConfigError(f"{name}={getattr(self, name)!r} must be True or False")
         for n, fraction in self.max_top_ngram_char_fraction + self.max_duplicate_ngram_char_fraction:
             check_range("n-gram length", n, 1, 100)
             check_range(f"{n}-gram fraction", fraction, 0.0, 1.0)
@@ -356,6 +359,8 @@ class ReferenceModel:
         from .config import check_range
 
         check_range("quantile", quantile, 0.0, 1.0)
+        if isinstance(heldout_texts, str):  # a str would be scored character by character
+            raise TypeError("threshold needs a list of held-out texts, not a str: pass [text]")
         scores = [self.bits_per_char(t) for t in heldout_texts if t]
         if not scores:
             raise ValueError("threshold needs at least one non-empty held-out text")
@@ -374,8 +379,10 @@ def shakespeare_reference(max_chars: int = 0, order: int = 5, quantile: float = 
     validation plays. ``max_chars`` limits the training text used (0 = all; the first plays, in the
     corpus's order).
     """
+    from .config import check_range
     from .corpus import load_shakespeare
 
+    check_range("heldout_every", heldout_every, 2, 10**6)  # 1 would hold out every play, 0 is no step
     docs, total = [], 0
     for doc in load_shakespeare():
         if doc.split == "train" and not (max_chars and total >= max_chars):
@@ -393,6 +400,8 @@ def perplexity_filter(dataset, model: ReferenceModel, threshold: float, column: 
     """Score every document (``score_column``, bits per character) and keep those at or below
     ``threshold``."""
     check_column(dataset, column)
+    if not threshold > 0:  # NaN too: every document would be dropped without a word
+        raise ValueError(f"threshold={threshold} must be a positive number of bits per character")
     scored = dataset.map(lambda texts: {score_column: [model.bits_per_char(t) for t in texts]},
                          input_columns=column, batched=True, num_proc=num_proc, desc="reference perplexity")
     return scored.filter(lambda scores: [s <= threshold for s in scores], input_columns=score_column,

@@ -81,6 +81,12 @@ def dequantize_int8(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     return q.float() * scale.float()[:, None]
 
 
+def _check_finite(scale: torch.Tensor) -> None:
+    # Checked once when a layer is built, not in forward: a NaN scale would make every output NaN.
+    if not torch.isfinite(scale).all():
+        raise ValueError("scale holds NaN or inf: the weights it stands for are not numbers")
+
+
 class Int8Linear(nn.Module):
     """A linear layer whose weight is stored in int8 with a float32 scale per output channel.
 
@@ -101,6 +107,9 @@ class Int8Linear(nn.Module):
     def __init__(self, q: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None = None):
         super().__init__()
         dequantize_int8(q, scale)  # validates shapes and dtypes with a clear message
+        _check_finite(scale)
+        if bias is not None and tuple(bias.shape) != (q.shape[0],):
+            raise ValueError(f"bias must have one entry per output channel, shape ({q.shape[0]},); got {tuple(bias.shape)}")
         self.out_features, self.in_features = q.shape
         self.register_buffer("weight", q)
         self.register_buffer("scale", scale.float())
@@ -138,6 +147,7 @@ class Int8Embedding(nn.Module):
     def __init__(self, q: torch.Tensor, scale: torch.Tensor):
         super().__init__()
         dequantize_int8(q, scale)
+        _check_finite(scale)
         self.num_embeddings, self.embedding_dim = q.shape
         self.register_buffer("weight", q)
         self.register_buffer("scale", scale)
@@ -169,7 +179,7 @@ def quantize_model(model: nn.Module, skip: tuple[str, ...] | list[str] = ()) -> 
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if isinstance(skip, str) or not all(isinstance(pattern, str) for pattern in skip):
+    if skip is None or isinstance(skip, str) or not all(isinstance(pattern, str) for pattern in skip):
         raise ValueError(f"skip must be a list of module-name patterns, got {skip!r}")
     linears = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)]
     if not linears:

@@ -160,3 +160,16 @@ def test_growth_experiment_matches_compute_and_starts_from_the_small_model():
     for name in ("small", "grown", "scratch"):
         assert all(np.isfinite(loss) for _, loss in result.curves[name])
     assert result.final("grown") < result.loss_before  # training went on from where the small model was
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: default_positions(0, 2), "n_layer=0 is out of range"),  # gave [1, 1]: blocks past the model
+    (lambda: default_positions(3, 0), "new_layers=0 is out of range"),
+    (lambda: new_block_indices(3, [-2, 1]), "position=-2 is out of range"),
+    (lambda: new_block_indices(3, [5]), "position=5 is out of range"),
+])
+def test_positions_of_new_blocks_are_checked(call, message):
+    from minilm.config import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        call()

@@ -133,6 +133,21 @@ def test_reference_model_errors():
     assert model.bits_per_char("") == math.inf
     with pytest.raises(ValueError, match="at least one non-empty held-out text"):
         model.threshold([""])
+    with pytest.raises(TypeError, match="not a str"):
+        model.threshold("the cat sat")  # scored character by character before
+    with pytest.raises(ConfigError, match="heldout_every=1 is out of range"):
+        shakespeare_reference(max_chars=1000, heldout_every=1)
+    with pytest.raises(ConfigError, match="no_lorem_ipsum='no' must be True or False"):
+        QualityThresholds(no_lorem_ipsum="no")
+
+
+@pytest.mark.parametrize("threshold", [float("nan"), 0.0, -1.0])
+def test_perplexity_filter_needs_a_positive_threshold(threshold):
+    import datasets
+
+    model = ReferenceModel(order=2).fit("hello there")
+    with pytest.raises(ValueError, match="must be a positive number of bits per character"):
+        perplexity_filter(datasets.Dataset.from_dict({"text": ["hello"]}), model, threshold)
 
 
 @pytest.fixture(scope="module")

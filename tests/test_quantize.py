@@ -97,6 +97,10 @@ def test_bad_quantized_tensors_are_refused():
         dequantize_int8(q.float(), torch.ones(3))
     with pytest.raises(ValueError, match="one entry per row"):
         Int8Linear(q, torch.ones(2))
+    with pytest.raises(ValueError, match="scale holds NaN or inf"):
+        Int8Linear(q, torch.tensor([1.0, float("nan"), 1.0]))
+    with pytest.raises(ValueError, match=r"bias must have one entry per output channel, shape \(3,\); got \(5,\)"):
+        Int8Linear(q, torch.ones(3), bias=torch.ones(5))
     with pytest.raises(TypeError, match="nn.Linear"):
         Int8Linear.from_linear(nn.Conv1d(2, 2, 1))
 
@@ -206,6 +210,7 @@ def test_a_quantized_model_generates_and_saves():
     (("not a model",), TypeError, "nn.Module"),
     ((nn.Sequential(nn.ReLU()),), ValueError, "no nn.Linear layers"),
     ((nn.Linear(2, 2), "lm_head"), ValueError, "list of module-name patterns"),
+    ((nn.Linear(2, 2), None), ValueError, "list of module-name patterns"),
     ((nn.Sequential(nn.Linear(2, 2)), ["lm_haed"]), ValueError, "'lm_haed' matches no linear layer"),
 ])
 def test_quantize_model_refuses_bad_input(args, error, message):
