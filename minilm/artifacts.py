@@ -103,12 +103,10 @@ def _trained_model_artifact(path: Path, budget: Budget, progress: bool, save_sum
 
 def load_model(path: Path):
     """The model saved in a checkpoint file, in eval mode on the CPU."""
-    from .model import GPT, GPTConfig
-    from .train import load_checkpoint
-
     from dataclasses import fields
 
-    from .train import CheckpointError
+    from .model import GPT, GPTConfig
+    from .train import CheckpointError, load_checkpoint
 
     state = load_checkpoint(path)
     if not isinstance(state.get("model_config"), dict) or not isinstance(state.get("model"), dict):

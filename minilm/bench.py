@@ -214,10 +214,11 @@ def bench_pretrain(config: str = "best", seconds: float = 90.0, device: str | No
         # The last training plays are held out from the transformer and from the n-gram model
         # that the interpolation weight is fitted with; the final n-gram model counts them too.
         plays = list(dict.fromkeys(doc.play for doc in train_docs))
-        if not 1 <= c.get("weight_plays", 2) < len(plays):
-            raise ValueError(f"weight_plays={c.get('weight_plays')}: choose 1 to {len(plays) - 1} of the "
+        n_weight_plays = c.get("weight_plays", 2)
+        if not 1 <= n_weight_plays < len(plays):
+            raise ValueError(f"weight_plays={n_weight_plays}: choose 1 to {len(plays) - 1} of the "
                              f"{len(plays)} training plays to fit the interpolation weight on")
-        weight_plays = set(plays[-c.get("weight_plays", 2):])
+        weight_plays = set(plays[-n_weight_plays:])
         gpt_train_ids = np.array(tokenizer.encode("".join(d.text for d in train_docs if d.play not in weight_plays)), dtype=np.int64)
         weight_docs = [d for d in train_docs if d.play in weight_plays]
         weight_ids = np.array(tokenizer.encode("".join(d.text for d in weight_docs)), dtype=np.int64)

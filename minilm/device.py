@@ -36,11 +36,12 @@ def check_device(device: str) -> str:
     import torch
 
     try:
-        kind = torch.device(device).type
+        parsed = torch.device(device)
     except (RuntimeError, TypeError):
         raise ValueError(f"device={device!r} is not a device: choose cpu, cuda, cuda:N or mps") from None
+    kind = parsed.type
     if kind == "cuda":
-        index = torch.device(device).index or 0
+        index = parsed.index or 0
         if not torch.cuda.is_available():
             raise ValueError(f"device={device!r}, but this PyTorch sees no CUDA GPU (a CPU-only build, or no "
                              "driver): see the README's GPU set-up, or use --device cpu")

@@ -254,8 +254,7 @@ class KneserNey(nn.Module):
     def prob(self, history, token: int) -> float:
         """p(token | history) for one position, read table by table (the reference for
         :meth:`distributions`; slow)."""
-        ids = np.asarray([*history, token])
-        self._check_ids(torch.from_numpy(ids.astype(np.int64) if np.issubdtype(ids.dtype, np.integer) else ids))
+        self._check_ids(torch.as_tensor([*history, token]))  # float ids become a float tensor: refused
         history = [int(t) for t in history][-(self.order - 1) :] if self.order > 1 else []
         p = 1.0 / self.vocab_size
         for k in range(1, self.order + 1):

@@ -628,7 +628,9 @@ def load_chat_dataset(name_or_path: str | Path, split: str = "train", limit: int
         kind = {".json": "json", ".jsonl": "json", ".parquet": "parquet"}.get(path.suffix.lower())
         if kind is None:
             raise ValueError(f"{path}: a chat data file must be .json, .jsonl or .parquet")
-        if not path.read_bytes().strip():
+        with path.open("rb") as file:  # read only until the first non-blank chunk, not the whole file
+            blank = not any(chunk.strip() for chunk in iter(lambda: file.read(1 << 16), b""))
+        if blank:
             raise ValueError(f"{path}: the chat data file is empty")
         try:
             data = datasets.load_dataset(kind, data_files=str(path), split="train")
