@@ -482,3 +482,37 @@ def test_eval_bad_checkpoint_or_flags_is_one_clear_line(isolated_runs, tmp_path,
         main(["--budget", "smoke", *args])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and message in err and "Traceback" not in err and err.count("\n") == 1
+
+
+GPU_CHECK = Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.sh"
+
+
+def test_gpu_check_variants_are_valid_d12_configurations():
+    # The GPU script runs on a lent machine in minutes that cannot be spent on a typo: every variant
+    # it benchmarks must be a setting `minilm bench pretrain` takes and a model that can be built.
+    import re
+
+    from minilm.bench import PRETRAIN_BENCH_CONFIGS, parse_settings
+    from minilm.model import GPTConfig
+    from minilm.train import TrainConfig
+
+    variants = re.findall(r'^bench "([^"]*)"$', GPU_CHECK.read_text(), flags=re.MULTILINE)
+    assert variants[0] == "" and len(variants) >= 3  # the configuration as committed comes first
+    for variant in variants:
+        c = {**PRETRAIN_BENCH_CONFIGS["d12"], **parse_settings(variant.split())}
+        GPTConfig.modern(vocab_size=c["vocab"], n_layer=c["n_layer"], n_head=c["n_head"], n_embd=c["n_embd"],
+                         block_size=c["seq_len"])
+        TrainConfig(batch_size=c["batch_size"], seq_len=c["seq_len"], compile_mode=c.get("compile_mode", "default"))
+
+
+def test_gpu_check_stops_with_one_line_where_there_is_no_gpu(tmp_path):
+    # python3 on the PATH is this interpreter (CPU torch in CI): a clear line, no results folder.
+    wrapper = tmp_path / "python3"  # a wrapper, not a link: a link outside the venv loses the venv
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    wrapper.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "OUT": str(tmp_path / "out")}
+    result = subprocess.run(["bash", str(GPU_CHECK)], capture_output=True, text=True, env=env, timeout=120)
+    if result.returncode == 0:
+        pytest.skip("a CUDA GPU is present: the script ran")
+    assert result.returncode == 1 and result.stderr.strip().startswith("gpu_check: torch"), result.stderr
+    assert "sees no CUDA GPU" in result.stderr and not (tmp_path / "out").exists()
