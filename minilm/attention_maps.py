@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from .model import GPT, Attention, apply_rope
+from .model import GPT, Attention, apply_rope, check_token_ids
 
 
 @torch.no_grad()
@@ -54,8 +54,7 @@ def attention_weights(model: GPT, idx: torch.Tensor) -> torch.Tensor:
     Runs one forward pass with hooks that catch each attention layer's input (the normed residual
     stream) and recompute its probabilities with ``layer_attention``; the hooks are removed after.
     """
-    if idx.dim() != 2:
-        raise ValueError(f"idx must be (batch, time) token ids, got shape {tuple(idx.shape)}")
+    check_token_ids(idx, model.config.vocab_size)
     rope = (model.rope_cos, model.rope_sin) if model.config.position == "rope" else None
     found: dict[int, torch.Tensor] = {}
 

@@ -18,7 +18,7 @@ between ``<|result_start|>`` and ``<|result_end|>``) is context with mask 0.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from .tokenizer import CALC_END, CALC_START, IM_END, IM_START, RESULT_END, RESULT_START, THINK_END, THINK_START, Tokenizer
 
@@ -84,11 +84,17 @@ def render_conversation(
 
 
 def parse_conversation(tokenizer: Tokenizer, ids: Sequence[int]) -> list[dict]:
-    """The messages back from ids made by :func:`render_conversation`.
+    """The messages back from ids made by :func:`render_conversation` (a list, or a 1-D tensor or array).
 
     A trailing turn without ``<|im_end|>`` (a reply still being generated) is returned as it is.
     """
     start, end = tokenizer.special_id(IM_START), tokenizer.special_id(IM_END)
+    if hasattr(ids, "tolist"):  # a tensor or array iterates as 0-d tensors, ids no tokenizer knows
+        if getattr(ids, "ndim", 1) != 1:
+            raise ChatFormatError(f"ids must be one conversation's token ids (1-D), got shape {tuple(ids.shape)}")
+        ids = ids.tolist()
+    elif isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+        raise ChatFormatError(f"ids must be a list of token ids, got {type(ids).__name__}")
     messages: list[dict] = []
     position = 0
     ids = list(ids)

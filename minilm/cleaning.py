@@ -38,6 +38,20 @@ from collections import Counter
 PII_KINDS = ("email", "phone", "ip", "card")
 PLACEHOLDERS = {"email": "<EMAIL>", "phone": "<PHONE>", "ip": "<IP>", "card": "<CARD>"}
 
+
+def check_str(caller: str, name: str, value) -> None:
+    """Raise TypeError, naming the argument, unless ``value`` is a str (None, bytes or a list
+    would otherwise fail deep inside ``re`` or a str method, or pass unnoticed).
+
+    >>> check_str("clean_text", "text", None)
+    Traceback (most recent call last):
+    ...
+    TypeError: clean_text needs text to be a str, not NoneType
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{caller} needs {name} to be a str, not {type(value).__name__}")
+
+
 # ----------------------------------------------------------------------------------------------
 # Unicode
 
@@ -70,6 +84,7 @@ def normalize_unicode(text: str) -> str:
     >>> normalize_unicode("caf\\u0065\\u0301 \\u201cno\\u00a0way\\u201d\\r\\npass\\u200bword \\ufb01ne x\\u00b2")
     'café "no way"\\npassword fine x²'
     """
+    check_str("normalize_unicode", "text", text)
     text = unicodedata.normalize("NFC", text)
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\u2028", "\n").replace("\u2029", "\n\n")
     text = SPACES.sub(" ", text)
@@ -87,6 +102,7 @@ def normalize_whitespace(text: str) -> str:
     >>> normalize_whitespace("\\n  a\\tb   c  \\n\\n\\n\\nd\\n")
     '  a b c\\n\\nd\\n'
     """
+    check_str("normalize_whitespace", "text", text)
     lines = []
     for line in text.split("\n"):
         body = line.lstrip(" \t")
@@ -162,6 +178,7 @@ def is_boilerplate(line: str) -> bool:
     >>> is_boilerplate("I would read more of thee, good sir.")
     False
     """
+    check_str("is_boilerplate", "line", line)
     return _is_boilerplate(line.strip(), _BOILERPLATE)
 
 
@@ -178,6 +195,7 @@ def is_menu(line: str) -> bool:
     >>> is_menu("Home | About Us | Contact"), is_menu("Home > News > Sport"), is_menu("Help, help!")
     (True, True, False)
     """
+    check_str("is_menu", "line", line)
     if re.search(r"[.,;!?]", line):
         return False
     items = [item for item in _MENU_SEPARATOR.split(line.strip()) if item]
@@ -196,6 +214,7 @@ def is_junk_line(line: str) -> bool:
     >>> [is_junk_line(s) for s in ("-----", "★★★★☆ 4.5", "2023", "355 - 256 = 99", "Exit", "")]
     [True, True, True, False, False, False]
     """
+    check_str("is_junk_line", "line", line)
     stripped = line.strip()
     if not stripped or stripped in ("...", "…"):  # an ellipsis alone is a pause in dialogue
         return False
@@ -211,6 +230,7 @@ def remove_boilerplate(text: str) -> str:
     >>> remove_boilerplate("We use cookies. Accept all cookies\\nO Romeo, Romeo!\\nShare on Facebook")
     'O Romeo, Romeo!'
     """
+    check_str("remove_boilerplate", "text", text)
     lowered = text.lower()
     # Only the patterns whose word occurs somewhere in the text need to be tried on its lines.
     patterns = {word: pattern for word, pattern in _BOILERPLATE.items() if word in lowered}
@@ -228,6 +248,7 @@ def remove_junk_lines(text: str, min_repeats: int = 4, max_share: float = 0.25) 
     >>> remove_junk_lines("Reply\\nNice post!\\nReply\\nThanks.\\nReply\\n***\\nAgreed.\\nReply")
     'Reply\\nNice post!\\nThanks.\\nAgreed.'
     """
+    check_str("remove_junk_lines", "text", text)
     if not isinstance(min_repeats, int) or isinstance(min_repeats, bool):
         raise TypeError(f"min_repeats={min_repeats!r} must be an int, not {type(min_repeats).__name__}")
     if min_repeats < 1:
@@ -257,18 +278,25 @@ def clean_text(text: str) -> str:
     >>> clean_text("")
     ''
     """
-    if not isinstance(text, str):
-        raise TypeError(f"clean_text needs a str, not {type(text).__name__}")
+    check_str("clean_text", "text", text)
     text = normalize_unicode(text)
     ends_with_newline = text.endswith("\n")
     text = remove_junk_lines(remove_boilerplate(text))
     return normalize_whitespace(text + "\n" if ends_with_newline else text)
 
 
+class MissingColumnError(KeyError, ValueError):
+    """A dataset has no column of the name given: a KeyError, as for any missing key, and a
+    ValueError, what ``datasets`` itself raises for one (so callers may catch either)."""
+
+    __str__ = ValueError.__str__  # KeyError's would print the message in quotes
+
+
 def check_column(dataset, column: str) -> None:
-    """Raise KeyError, naming the columns there are, unless ``dataset`` has ``column``."""
+    """Raise MissingColumnError, naming the columns there are, unless ``dataset`` has ``column``."""
     if column not in dataset.column_names:
-        raise KeyError(f"the dataset has no column {column!r}: its columns are {', '.join(dataset.column_names)}")
+        raise MissingColumnError(f"the dataset has no column {column!r}: its columns are "
+                                 f"{', '.join(dataset.column_names)}")
 
 
 def clean(dataset, column: str = "text", num_proc: int | None = None):
@@ -328,6 +356,7 @@ def luhn_valid(number: str) -> bool:
     >>> luhn_valid("4111 1111 1111 1111"), luhn_valid("4111 1111 1111 1112")
     (True, False)
     """
+    check_str("luhn_valid", "number", number)
     digits = [int(c) for c in number if c.isdigit()]
     if not digits:
         return False
@@ -369,6 +398,7 @@ def find_pii(text: str) -> list[tuple[int, int, str]]:
     >>> find_pii("Mail bob@example.org from 10.0.0.1 (Python 3.11.7, 1599-1601).")
     [(5, 20, 'email'), (26, 34, 'ip')]
     """
+    check_str("find_pii", "text", text)
     found: list[tuple[int, int, str]] = []
     taken = bytearray(len(text))  # 1 where an earlier span already claimed the character
 
@@ -403,6 +433,7 @@ def redact_pii(text: str) -> tuple[str, dict[str, int]]:
     >>> redact_pii("Card 4111-1111-1111-1111, not 4111-1111-1111-1112; server 2001:db8::1.")
     ('Card <CARD>, not 4111-1111-1111-1112; server <IP>.', {'email': 0, 'phone': 0, 'ip': 1, 'card': 1})
     """
+    check_str("redact_pii", "text", text)
     counts = dict.fromkeys(PII_KINDS, 0)
     pieces, last = [], 0
     for start, end, kind in find_pii(text):

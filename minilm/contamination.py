@@ -23,6 +23,8 @@ import re
 from collections import defaultdict
 from typing import Iterable, Sequence
 
+from .cleaning import check_column
+
 _WORD = re.compile(r"\w+|[^\w\s]")
 
 
@@ -92,6 +94,7 @@ def contamination_report(texts: Sequence[str], index: ContaminationIndex) -> dic
 
 def decontaminate(dataset, index: ContaminationIndex, column: str = "text", num_proc: int | None = None):
     """A ``datasets.Dataset`` without the documents that contain an evaluation item."""
+    check_column(dataset, column)
     return dataset.filter(lambda text: not index.matches(text), input_columns=column, num_proc=num_proc,
                           desc="decontaminate")
 

@@ -37,7 +37,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .model import GPT, KVCache, RMSNorm, apply_rope, padded_causal_mask
+from .model import GPT, KVCache, RMSNorm, apply_rope, check_token_ids, padded_causal_mask
 
 Op = Callable[[torch.Tensor], torch.Tensor]
 
@@ -74,6 +74,7 @@ class DecodeStep:
         if not applies_to(model):
             raise TypeError(f"DecodeStep computes minilm.model.GPT's forward; {type(model).__name__} has its own")
         c = model.config
+        self.vocab_size = c.vocab_size
         self.heads, self.kv_heads, self.head_dim = c.n_head, c.kv_heads, c.head_dim
         self.embed = model.embed  # once per step: the token (and position) lookups and the RoPE angles
         self.layers = []
@@ -87,6 +88,9 @@ class DecodeStep:
         self.norm, self.head = _flat(model.ln_f), _flat(model.lm_head)
 
     def __call__(self, idx: torch.Tensor, cache: KVCache, start: int, pad: torch.Tensor | None = None) -> torch.Tensor:
+        # A few microseconds a step, against an id out of range failing inside the embedding lookup
+        # (on a GPU as a device-side assert, after which the process cannot use the GPU again).
+        check_token_ids(idx, self.vocab_size)
         B, T = idx.shape
         if T != 1:
             raise ValueError(f"a decode step takes one token per row, (B, 1); got shape {tuple(idx.shape)}")

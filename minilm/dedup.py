@@ -53,6 +53,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from .cleaning import check_column
+
 # MinHash permutations are x -> (a*x + b) mod PRIME on 32-bit shingle hashes x. With a, b < PRIME
 # < 2**32, a*x + b stays below 2**64: uint64 arithmetic never overflows.
 PRIME = (1 << 32) - 5
@@ -112,6 +114,7 @@ def exact_dedup(dataset, column: str = "text", num_proc: int | None = None):
     Hashing runs as a ``map`` (in ``num_proc`` processes if given: NFKC over a large corpus is the
     slow part); keeping the first of each key is one pass in order.
     """
+    check_column(dataset, column)
     if len(dataset) == 0:
         return dataset
     keys = dataset.map(lambda texts: {"key": [sha256_key(t) for t in texts]}, input_columns=column,
@@ -601,6 +604,7 @@ def near_dedup_with_stats(dataset, threshold: float = 0.8, num_perm: int = 128, 
 
     ``options`` go to ``find_near_duplicates`` (shingle_size, bands, rows, seed, verify, progress).
     """
+    check_column(dataset, column)
     found = find_near_duplicates(dataset[column][:], threshold, num_perm, **options)  # [:]: a list
     kept = dataset.select(np.flatnonzero(~found.duplicate))
     return kept, found.stats()

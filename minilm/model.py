@@ -194,6 +194,32 @@ def padded_causal_mask(pad: torch.Tensor, start: int, length: int, total: int) -
     return visible[:, None]
 
 
+def check_token_ids(idx: torch.Tensor, vocab_size: int | None = None) -> None:
+    """Raise ValueError unless ``idx`` is a (batch, time) tensor of integer ids, each in
+    [0, vocab_size) when ``vocab_size`` is given.
+
+    ``GPT.embed`` checks only the shape and dtype: the range takes a pass over the ids (and on a GPU
+    a wait for them) that every training step would pay. Entry points that take ids from a caller
+    check the range too, so a bad id is named here rather than failing inside the embedding lookup.
+
+    >>> check_token_ids(torch.tensor([[1, 2, 300]]), vocab_size=300)
+    Traceback (most recent call last):
+    ...
+    ValueError: token ids must be in [0, 300); got 1..300
+    """
+    if not isinstance(idx, torch.Tensor):
+        raise ValueError(f"token ids must be a (batch, time) tensor of integers, got {type(idx).__name__} "
+                         "(a list of rows: torch.tensor(ids))")
+    # The dtypes the embedding lookup takes; a float tensor would have to be cast, truncating 1.7 to 1.
+    if idx.dim() != 2 or idx.dtype not in (torch.int64, torch.int32):
+        raise ValueError(f"token ids must be a (batch, time) tensor of integers, got {idx.dtype} of shape "
+                         f"{tuple(idx.shape)} (one sequence: ids[None])")
+    if vocab_size is not None and idx.numel():
+        low, high = (int(v) for v in torch.aminmax(idx))
+        if low < 0 or high >= vocab_size:
+            raise ValueError(f"token ids must be in [0, {vocab_size}); got {low}..{high}")
+
+
 class KVCache:
     """Keys and values of past positions, preallocated per layer: (B, n_kv_head, max_len, head_dim).
 
@@ -366,9 +392,7 @@ class GPT(nn.Module):
         ``forward``. Raises ValueError past ``block_size`` or for a ``pad`` of the wrong shape.
         Shared by ``forward`` and ``minilm.decode_step.DecodeStep``.
         """
-        if idx.dim() != 2 or idx.is_floating_point():
-            raise ValueError(f"token ids must be a (batch, time) tensor of integers, got {idx.dtype} of shape "
-                             f"{tuple(idx.shape)} (one sequence: ids[None])")
+        check_token_ids(idx)
         B, T = idx.shape
         if start < 0:  # a negative start would read the position tables from their end
             raise ValueError(f"start={start} must be >= 0")

@@ -28,11 +28,12 @@ import pickle
 import random
 import re
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
-from .cleaning import check_column
+from .cleaning import check_column, check_str
 
 STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
 BULLETS = ("•", "·", "‣", "◦", "▪", "●", "-", "*", "–")
@@ -120,6 +121,12 @@ def _duplicates(items: list[str]) -> tuple[int, int]:
     return count, chars
 
 
+def _check_words(caller: str, words) -> None:
+    # A str would be read as a list of one-character words.
+    if not isinstance(words, (list, tuple)):
+        raise TypeError(f"{caller} needs words to be a list of str, not {type(words).__name__}")
+
+
 def top_ngram_chars(words: list[str], n: int) -> int:
     """Characters covered by the most frequent word n-gram (its length times its count), as Gopher
     measures it; 0 when no n-gram occurs twice (in a short text one n-gram is a large share).
@@ -127,6 +134,7 @@ def top_ngram_chars(words: list[str], n: int) -> int:
     >>> top_ngram_chars("buy now buy now buy now".split(), 2), top_ngram_chars(["lorem", "ipsum"], 2)
     (18, 0)
     """
+    _check_words("top_ngram_chars", words)
     grams = Counter(zip(*(words[i:] for i in range(n))))
     if not grams:
         return 0
@@ -141,6 +149,7 @@ def duplicate_ngram_chars(words: list[str], n: int) -> int:
     >>> duplicate_ngram_chars("a b c d e a b c d e f".split(), 5)
     5
     """
+    _check_words("duplicate_ngram_chars", words)
     if len(words) < n:
         return 0
     grams = list(zip(*(words[i:] for i in range(n))))
@@ -166,6 +175,7 @@ def heuristic_reasons(text: str, thresholds: QualityThresholds = DEFAULT_THRESHO
     >>> heuristic_reasons("Lorem ipsum dolor sit amet.")
     ['too_few_words', 'no_stop_words', 'lorem_ipsum']
     """
+    check_str("heuristic_reasons", "text", text)
     t = thresholds
     reasons = []
     tokens = text.split()
@@ -236,6 +246,7 @@ def passes_heuristics(text: str, thresholds: QualityThresholds = DEFAULT_THRESHO
     >>> passes_heuristics("{}")
     False
     """
+    check_str("passes_heuristics", "text", text)
     return not heuristic_reasons(text, thresholds)
 
 
@@ -289,7 +300,14 @@ class ReferenceModel:
 
     def fit(self, texts) -> "ReferenceModel":
         """Count the n-grams of ``texts`` (an iterable of documents); returns the model itself."""
-        texts = [t for t in ([texts] if isinstance(texts, str) else texts) if t]
+        if isinstance(texts, str):
+            texts = [texts]
+        elif not isinstance(texts, Iterable):
+            raise TypeError(f"ReferenceModel.fit needs texts to be a str or a list of str, not {type(texts).__name__}")
+        texts = list(texts)
+        for i, text in enumerate(texts):
+            check_str("ReferenceModel.fit", f"texts[{i}]", text)
+        texts = [t for t in texts if t]
         if not texts:
             raise ValueError("ReferenceModel.fit needs at least one non-empty text")
         # Highest order: n-grams counted as they occur, one ending at every character.
@@ -331,6 +349,7 @@ class ReferenceModel:
 
     def char_log2probs(self, text: str) -> list[float]:
         """log2 P(character | the characters before it) for every character of ``text``."""
+        check_str("ReferenceModel.char_log2probs", "text", text)
         self._check_fitted()
         d, out = self.discount, []
         padded = START * (self.order - 1) + text
@@ -349,6 +368,7 @@ class ReferenceModel:
 
     def bits_per_char(self, text: str) -> float:
         """Mean surprise per character in bits (lower = more like the reference); inf for ''."""
+        check_str("ReferenceModel.bits_per_char", "text", text)  # None would score inf, as '' does
         if not text:
             return math.inf
         return -sum(self.char_log2probs(text)) / len(text)
@@ -361,6 +381,11 @@ class ReferenceModel:
         check_range("quantile", quantile, 0.0, 1.0)
         if isinstance(heldout_texts, str):  # a str would be scored character by character
             raise TypeError("threshold needs a list of held-out texts, not a str: pass [text]")
+        if not isinstance(heldout_texts, Iterable):
+            raise TypeError(f"threshold needs heldout_texts to be a list of str, not {type(heldout_texts).__name__}")
+        heldout_texts = list(heldout_texts)
+        for i, text in enumerate(heldout_texts):
+            check_str("threshold", f"heldout_texts[{i}]", text)
         scores = [self.bits_per_char(t) for t in heldout_texts if t]
         if not scores:
             raise ValueError("threshold needs at least one non-empty held-out text")

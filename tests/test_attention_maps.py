@@ -90,9 +90,16 @@ def test_hooks_are_removed_and_the_mode_restored():
     assert all(not block.attn._forward_pre_hooks for block in model.blocks)
 
 
-def test_bad_input_shape_is_a_clear_error():
-    with pytest.raises(ValueError, match="batch, time"):
-        attention_weights(make(CONFIGS["gpt2"]), torch.arange(8))
+@pytest.mark.parametrize("idx, message", [
+    (torch.arange(8), "batch, time"),
+    (torch.tensor([[1, 97]]), r"token ids must be in \[0, 97\); got 1\.\.97"),
+    (torch.tensor([[-2, 5]]), r"token ids must be in \[0, 97\); got -2\.\.5"),
+    (torch.tensor([[1.0, 2.5]]), "tensor of integers, got torch.float32"),
+    ([[1, 2]], "tensor of integers, got list"),
+])
+def test_bad_ids_are_a_clear_error(idx, message):
+    with pytest.raises(ValueError, match=message):
+        attention_weights(make(CONFIGS["gpt2"]), idx)
 
 
 def test_head_summary_of_known_patterns():

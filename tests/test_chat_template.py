@@ -2,7 +2,9 @@
 
 import re
 
+import numpy as np
 import pytest
+import torch
 
 from minilm.chat_template import ChatFormatError, parse_conversation, render_conversation
 from minilm.tokenizer import CALC_END, CALC_START, IM_END, RESULT_END, RESULT_START
@@ -61,3 +63,20 @@ def test_bad_conversations_get_clear_errors(small_tokenizer, messages, message):
 def test_parsing_garbage_is_a_clear_error(small_tokenizer):
     with pytest.raises(ChatFormatError, match=re.escape("expected <|im_start|> at token 0")):
         parse_conversation(small_tokenizer, small_tokenizer.encode("no template here"))
+
+
+@pytest.mark.parametrize("as_ids", [torch.tensor, np.array, lambda ids: np.array(ids, dtype=np.int32)])
+def test_parse_takes_a_tensor_or_array_of_ids(small_tokenizer, as_ids):
+    ids, _ = render_conversation(small_tokenizer, CONVERSATION)
+    assert parse_conversation(small_tokenizer, as_ids(ids)) == CONVERSATION
+
+
+@pytest.mark.parametrize("ids, message", [
+    (None, "ids must be a list of token ids, got NoneType"),
+    (7, "ids must be a list of token ids, got int"),
+    ("<|im_start|>user", "ids must be a list of token ids, got str"),
+    (torch.tensor([[1, 2, 3]]), r"one conversation's token ids \(1-D\), got shape \(1, 3\)"),
+])
+def test_parse_names_ids_that_are_not_a_list(small_tokenizer, ids, message):
+    with pytest.raises(ChatFormatError, match=message):
+        parse_conversation(small_tokenizer, ids)

@@ -5,9 +5,9 @@ import re
 import datasets
 import pytest
 
-from minilm.cleaning import (PII_KINDS, clean, clean_text, find_pii, is_boilerplate, is_junk_line, luhn_valid,
-                             normalize_unicode, normalize_whitespace, pii_precision_recall, planted_pii, redact,
-                             redact_pii, remove_junk_lines)
+from minilm.cleaning import (PII_KINDS, clean, clean_text, find_pii, is_boilerplate, is_junk_line, is_menu,
+                             luhn_valid, normalize_unicode, normalize_whitespace, pii_precision_recall, planted_pii,
+                             redact, redact_pii, remove_boilerplate, remove_junk_lines)
 from minilm.config import get_budget
 from minilm.corpus import load_shakespeare
 from minilm.world import World
@@ -143,9 +143,15 @@ def test_clean_text_is_idempotent():
     assert clean_text(once) == once
 
 
-def test_clean_text_rejects_non_text():
-    with pytest.raises(TypeError, match="clean_text needs a str, not NoneType"):
-        clean_text(None)
+@pytest.mark.parametrize("function, argument", [
+    (clean_text, "text"), (normalize_unicode, "text"), (normalize_whitespace, "text"), (is_boilerplate, "line"),
+    (is_menu, "line"), (is_junk_line, "line"), (remove_boilerplate, "text"), (remove_junk_lines, "text"),
+    (luhn_valid, "number"), (find_pii, "text"), (redact_pii, "text"),
+])
+@pytest.mark.parametrize("value, kind", [(None, "NoneType"), (b"Home | About", "bytes"), (["a", "b"], "list")])
+def test_per_text_functions_name_an_argument_that_is_not_a_str(function, argument, value, kind):
+    with pytest.raises(TypeError, match=f"^{function.__name__} needs {argument} to be a str, not {kind}$"):
+        function(value)
 
 
 def test_shakespeare_passes_through_cleaning_with_its_words_intact():
@@ -272,7 +278,8 @@ def test_steps_compose_and_name_a_missing_column():
     assert "<EMAIL>" in out["text"][1] and len(out) == 4
     with pytest.raises(KeyError, match="no column 'content'"):
         clean(ds, column="content")
-    with pytest.raises(KeyError, match="no column 'content'"):
+    # A ValueError as well: what datasets raises for a missing column.
+    with pytest.raises(ValueError, match="^the dataset has no column 'content': its columns are text$"):
         redact(ds, column="content")
 
 

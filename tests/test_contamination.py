@@ -46,3 +46,9 @@ def test_a_bare_string_is_not_a_list_of_texts(call):
 def test_n_must_be_a_positive_int(n, error):
     with pytest.raises(error, match="n="):
         ContaminationIndex(["What is 47 + 38?"], n=n)
+
+
+def test_decontaminate_names_a_missing_column():
+    dataset = datasets.Dataset.from_dict({"body": ["What is 47 + 38?"], "id": [0]})
+    with pytest.raises(ValueError, match="^the dataset has no column 'text': its columns are body, id$"):
+        decontaminate(dataset, ContaminationIndex(["What is 47 + 38?"]))

@@ -119,6 +119,19 @@ def test_bad_calls_say_what_is_wrong():
         step(torch.tensor([[1]]), cache, 24)
 
 
+@pytest.mark.parametrize("idx, message", [
+    (torch.tensor([[40]]), r"token ids must be in \[0, 40\); got 40\.\.40"),
+    (torch.tensor([[3], [-1]]), r"token ids must be in \[0, 40\); got -1\.\.3"),
+    (torch.tensor([[1.5]]), "tensor of integers, got torch.float32"),
+    ([[1]], "tensor of integers, got list"),
+])
+def test_ids_outside_the_vocabulary_are_named_before_the_lookup(idx, message):
+    model = GPT(VARIANTS["modern"]).eval()
+    step = DecodeStep(model)
+    with pytest.raises(ValueError, match=message):
+        step(idx, KVCache(model.config, len(idx)), 0)
+
+
 def test_decode_step_timing_times_both_paths_and_checks_its_window():
     model = GPT(VARIANTS["modern"]).eval()
     forward, flat = decode_step_seconds(model, prompt_tokens=4, steps=8, repeats=2)

@@ -54,6 +54,14 @@ def test_exact_dedup_on_another_column_in_two_processes():
     assert exact_dedup(dataset, column="body", num_proc=2)["body"] == ["x", "y"]
 
 
+@pytest.mark.parametrize("dedup", [exact_dedup, near_dedup, near_dedup_with_stats])
+@pytest.mark.parametrize("rows", [2, 0])  # an empty dataset is checked too
+def test_a_missing_column_is_named_with_the_columns_there_are(dedup, rows):
+    dataset = datasets.Dataset.from_dict({"body": ["x y z"] * rows, "id": list(range(rows))})
+    with pytest.raises(ValueError, match="^the dataset has no column 'text': its columns are body, id$"):
+        dedup(dataset)
+
+
 # ----------------------------------------------------------------------------------------------
 # Shingles and hashes
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from minilm.config import ConfigError
-from minilm.model import GPT, GPTConfig, KVCache, RMSNorm, apply_rope, rope_tables
+from minilm.model import GPT, GPTConfig, KVCache, RMSNorm, apply_rope, check_token_ids, rope_tables
 
 torch.set_num_threads(2)
 
@@ -212,11 +212,25 @@ def test_sequence_too_long_is_a_clear_error():
 @pytest.mark.parametrize("ids, options, message", [
     (torch.zeros(8, dtype=torch.long), {}, r"\(batch, time\) tensor of integers, got torch.int64 of shape \(8,\)"),
     (torch.zeros(1, 8), {}, "got torch.float32"),
+    (torch.zeros(1, 8, dtype=torch.bool), {}, "got torch.bool"),
+    (torch.zeros(1, 8, dtype=torch.int16), {}, "got torch.int16"),
+    ([[1, 2, 3]], {}, r"got list \(a list of rows: torch.tensor\(ids\)\)"),
     (torch.zeros(1, 8, dtype=torch.long), dict(start=-3), "start=-3 must be >= 0"),
 ])
 def test_ids_of_the_wrong_shape_or_kind_are_a_clear_error(ids, options, message):
     with pytest.raises(ValueError, match=message):
         make(VARIANTS["modern"])(ids, **options)
+
+
+@pytest.mark.parametrize("ids, message", [
+    ([[1, 300]], r"must be in \[0, 300\); got 1\.\.300"),
+    ([[-1, 2]], r"must be in \[0, 300\); got -1\.\.2"),
+])
+def test_check_token_ids_names_ids_outside_the_vocabulary(ids, message):
+    check_token_ids(torch.tensor([[0, 299]]), 300)
+    check_token_ids(torch.tensor(ids))  # without a vocab_size only the shape and dtype are checked
+    with pytest.raises(ValueError, match=message):
+        check_token_ids(torch.tensor(ids), 300)
 
 
 def test_from_depth_derives_the_shape():

@@ -99,6 +99,8 @@ def test_heuristic_filter_matches_per_text(num_proc):
     assert out["id"] == [i for i, t in enumerate(texts) if passes_heuristics(t)] == [0, 10]
     with pytest.raises(KeyError, match="no column 'body'"):
         heuristic_filter(ds, column="body")
+    with pytest.raises(ValueError, match="no column 'body': its columns are text, id"):
+        perplexity_filter(ds, ReferenceModel(order=2).fit("hello"), 5.0, column="body")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -120,6 +122,27 @@ def test_reference_model_probabilities_sum_to_one():
     for history in ("", "a", "ab", "ca", "zz", "a b"):
         total = sum(2 ** model.char_log2probs(history + c)[-1] for c in vocabulary)
         assert total == pytest.approx(1.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: heuristic_reasons(None), "heuristic_reasons needs text to be a str, not NoneType"),
+    (lambda: passes_heuristics(b"bytes"), "passes_heuristics needs text to be a str, not bytes"),
+    (lambda: top_ngram_chars(None, 2), "top_ngram_chars needs words to be a list of str, not NoneType"),
+    (lambda: duplicate_ngram_chars("a b a b", 2), "duplicate_ngram_chars needs words to be a list of str, not str"),
+    (lambda: ReferenceModel().fit(None), "ReferenceModel.fit needs texts to be a str or a list of str, not NoneType"),
+    (lambda: ReferenceModel().fit(["a", None]), r"ReferenceModel.fit needs texts\[1\] to be a str, not NoneType"),
+    (lambda: ReferenceModel(order=2).fit("ab").bits_per_char(None),
+     "ReferenceModel.bits_per_char needs text to be a str, not NoneType"),
+    (lambda: ReferenceModel(order=2).fit("ab").char_log2probs(3),
+     "ReferenceModel.char_log2probs needs text to be a str, not int"),
+    (lambda: ReferenceModel(order=2).fit("ab").threshold(None),
+     "threshold needs heldout_texts to be a list of str, not NoneType"),
+    (lambda: ReferenceModel(order=2).fit("ab").threshold(["ab", 7]),
+     r"threshold needs heldout_texts\[1\] to be a str, not int"),
+])
+def test_text_arguments_that_are_not_text_are_named(call, message):
+    with pytest.raises(TypeError, match=message):
+        call()
 
 
 def test_reference_model_errors():
