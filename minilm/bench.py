@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 
+from .config import check_count
 from .corpus import load_shakespeare
 from .tokenizer import Tokenizer, bytes_per_token
 
@@ -451,8 +452,7 @@ def bench_generate(budget: str | None = None, new_tokens: int = 512, batch_size:
 
     for name, value in (("new_tokens", new_tokens), ("batch_size", batch_size), ("prompt_tokens", prompt_tokens),
                         ("repeats", repeats)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}={value!r} must be a whole number >= 1")
+        check_count(name, value)
     budget = get_budget(budget)
     device = device or best_device()
     model, tokenizer, _ = base_model_artifact(budget, progress=False)

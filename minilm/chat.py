@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Iterator, TextIO
 
 from .chat_template import render_conversation
+from .config import check_count
 from .generate import CalculatorTool, TextDecoder, check_sampling, generate_tokens
 from .tokenizer import CALC_END, CALC_START, ENDOFTEXT, IM_END, RESULT_END, RESULT_START
 
@@ -160,8 +161,7 @@ class Chat:
         block = model.config.block_size
         if max_new_tokens is None:
             max_new_tokens = default_max_new_tokens(block)
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens={max_new_tokens!r} must be a whole number >= 1")
+        check_count("max_new_tokens", max_new_tokens)
         from .artifacts import check_same_vocabulary
 
         check_same_vocabulary(model, tokenizer)

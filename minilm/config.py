@@ -17,6 +17,7 @@ environment variable, ``CI=true`` (which implies ``smoke``), and finally ``lapto
 from __future__ import annotations
 
 import os
+from numbers import Integral
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -48,6 +49,20 @@ def check_range(name: str, value, low, high) -> None:
         raise ConfigError(f"{name}={value!r} is not {kind}: it must be between {low} and {high}")
     if not low <= value <= high:
         raise ConfigError(f"{name}={value!r} is out of range: it must be between {low} and {high}")
+
+
+def check_count(name: str, value, low: int = 1, note: str = "") -> None:
+    """Raise ValueError unless ``value`` is a whole number (an int or a numpy integer, not a bool
+    or a float: 2.5 steps or True tokens are mistakes) of at least ``low``; ``note`` ends the message.
+
+    >>> check_count("max_docs", 3)
+    >>> check_count("top_k", 0, note=" (or None: no top-k)")
+    Traceback (most recent call last):
+    ...
+    ValueError: top_k=0 must be a whole number >= 1 (or None: no top-k)
+    """
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
+        raise ValueError(f"{name}={value!r} must be a whole number >= {low}{note}")
 
 
 def check_choice(name: str, value, choices) -> None:

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import Budget, get_budget
+from .config import Budget, check_count, get_budget
 
 NATURAL_SOURCES = {"shakespeare", "tinystories", "fineweb-edu", "local", "web"}
 WORLD_SOURCES = ("biographies", "arithmetic", "countdown", "letters")
@@ -52,8 +52,7 @@ def load_hf_source(name: str, split: str = "train", max_docs: int = 10_000, stre
     """
     import datasets
 
-    if isinstance(max_docs, bool) or not isinstance(max_docs, int) or max_docs < 1:  # [:-3] would drop the last 3
-        raise ValueError(f"max_docs={max_docs!r} must be a whole number >= 1")
+    check_count("max_docs", max_docs)  # [:-3] would drop the last 3
     if name not in HF_SOURCES and local_path is None:
         raise DataSourceError(f"unknown data set {name!r}: choose one of {', '.join(HF_SOURCES)} or give local_path")
     hub_id, config, column = HF_SOURCES.get(name, (name, None, "text"))
@@ -131,8 +130,7 @@ def mix(documents: dict[str, list[str]], weights: dict[str, float], total_chars:
            if isinstance(w, bool) or not isinstance(w, numbers.Real) or not 0 <= w < math.inf}
     if bad:
         raise ValueError(f"mixture weights must be finite numbers >= 0, got {bad}")
-    if isinstance(total_chars, bool) or not isinstance(total_chars, int) or total_chars < 1:
-        raise ValueError(f"total_chars={total_chars!r} must be a whole number >= 1")
+    check_count("total_chars", total_chars)
     rng = random.Random(f"mix-{seed}")
     mixed, stats = [], {}
     for source, weight in weights.items():

@@ -39,6 +39,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .config import check_count
 from .ngram import check_keys_fit, ngram_keys
 
 
@@ -96,9 +97,8 @@ def cache_statistics(tokens, order: int = 4, doc_starts=(0,), vocab_size: int | 
         raise ValueError("token ids must be >= 0")
     if vocab_size is None:
         vocab_size = int(tokens.max()) + 1 if len(tokens) else 1
-    elif isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)) or vocab_size < 1:
-        raise ValueError(f"vocab_size={vocab_size!r} must be a whole number >= 1 (or None: one more than the largest id)")
-    elif len(tokens) and tokens.max() >= vocab_size:  # ids past it would share n-gram keys with others
+    check_count("vocab_size", vocab_size, note=" (or None: one more than the largest id)")
+    if len(tokens) and tokens.max() >= vocab_size:  # ids past it would share n-gram keys with others
         raise ValueError(f"token ids must be < vocab_size={vocab_size}, got {tokens.max()}")
     vocab_size = int(vocab_size)
     check_keys_fit(vocab_size, order)

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .chat_template import render_conversation
+from .config import check_count
 from .world import _REFUSAL_PATTERN, VALUES, Item, Person, verify
 
 CATEGORIES = ("facts", "unknown", "arithmetic", "arithmetic_worked", "letters")
@@ -69,11 +70,6 @@ def people_split(world) -> dict[str, list[Person]]:
 # Statistics
 
 
-def _check_count(name: str, value, low: int = 0) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name}={value!r} must be a whole number >= {low}")
-
-
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """The Wilson score interval for a rate of ``successes`` out of ``n`` (95% for z = 1.96).
 
@@ -90,8 +86,8 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     ...
     ValueError: successes=11 must be between 0 and n=10
     """
-    _check_count("n", n)
-    _check_count("successes", successes)
+    check_count("n", n, 0)
+    check_count("successes", successes, 0)
     if successes > n:
         raise ValueError(f"successes={successes} must be between 0 and n={n}")
     if not z > 0:
@@ -120,9 +116,9 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     ...
     ValueError: k=5 must be between 1 and n=4 (the samples drawn)
     """
-    _check_count("n", n, 1)
-    _check_count("c", c)
-    _check_count("k", k, 1)
+    check_count("n", n)
+    check_count("c", c, 0)
+    check_count("k", k)
     if c > n:
         raise ValueError(f"c={c} must be between 0 and n={n} (right samples among those drawn)")
     if k > n:
@@ -176,7 +172,7 @@ def eval_cases(world, n: int) -> list[EvalCase]:
     >>> cases[9].messages[0]["content"] == cases[6].item.question + WORKED_SUFFIX
     True
     """
-    _check_count("n", n, 1)
+    check_count("n", n)
     split = people_split(world)
     cases = []
     for category, heldout, people in (("facts", False, split["eval_known"]), ("unknown", True, split["eval_unknown"])):
@@ -304,9 +300,9 @@ def check_settings(n: int, samples: int, temperature: float, top_k=None, max_new
     """
     from .generate import check_sampling
 
-    _check_count("n", n, 1)
-    _check_count("samples", samples, 1)
-    _check_count("max_new_tokens", max_new_tokens, 1)
+    check_count("n", n)
+    check_count("samples", samples)
+    check_count("max_new_tokens", max_new_tokens)
     check_sampling(temperature, top_k)
     if samples > 1 and temperature == 0:
         raise ValueError(f"samples={samples} needs a temperature > 0 (e.g. 0.8): greedy replies would all be the same")
@@ -338,7 +334,7 @@ def run_eval(model, tokenizer, world, n: int = 50, samples: int = 1, temperature
     from .tokenizer import CALC_START
 
     check_settings(n, samples, temperature, top_k, max_new_tokens)
-    _check_count("batch_size", batch_size, 1)
+    check_count("batch_size", batch_size)
     check_same_vocabulary(model, tokenizer)
     started = time.perf_counter()
     cases = eval_cases(world, n)

@@ -41,6 +41,7 @@ from typing import Iterator, Sequence
 import torch
 
 from .calculator import evaluate
+from .config import check_count
 from .decode_step import DecodeStep, applies_to
 from .model import KVCache
 from .tokenizer import CALC_END, CALC_START, RESULT_END, RESULT_START
@@ -62,8 +63,8 @@ def check_sampling(temperature: float = 1.0, top_k: int | None = None, top_p: fl
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature >= 0 \
             or math.isinf(temperature):
         raise ValueError(f"temperature={temperature!r} must be a finite number >= 0 (0 means greedy)")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-        raise ValueError(f"top_k={top_k!r} must be a whole number >= 1 (or None: no top-k)")
+    if top_k is not None:
+        check_count("top_k", top_k, note=" (or None: no top-k)")
     if top_p is not None and (isinstance(top_p, bool) or not isinstance(top_p, (int, float)) or not 0 < top_p <= 1):
         raise ValueError(f"top_p={top_p!r} must be in (0, 1]")
     if min_p is not None and (isinstance(min_p, bool) or not isinstance(min_p, (int, float)) or not 0 <= min_p <= 1):
@@ -218,8 +219,7 @@ def generate_tokens(model, prompts: Sequence[Sequence[int]], max_new_tokens: int
     the cache. Arguments are checked when this is called, before the first step.
     """
     check_sampling(temperature, top_k, top_p, min_p)
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens={max_new_tokens!r} must be a whole number >= 0")
+    check_count("max_new_tokens", max_new_tokens, 0)
     try:
         prompts = [list(p) for p in prompts]
     except TypeError:

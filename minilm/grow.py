@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .config import check_range
+from .config import check_count, check_range
 from .model import GPT
 
 
@@ -57,8 +57,7 @@ def grow_depth(model: GPT, new_layers: int, positions: list[int] | None = None, 
     """
     if not isinstance(model, GPT):
         raise TypeError(f"grow_depth needs a minilm GPT, got {type(model).__name__}")
-    if isinstance(new_layers, bool) or not isinstance(new_layers, int) or new_layers < 1:
-        raise ValueError(f"new_layers={new_layers!r} must be a whole number >= 1")
+    check_count("new_layers", new_layers)
     if init not in ("copy", "random"):
         raise ValueError(f"init={init!r} is not allowed: choose 'copy' or 'random'")
     old = model.config.n_layer

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import ConfigError, check_range
+from .config import ConfigError, check_count, check_range
 
 SWEEP_VERSION = 1  # bump when a sweep run changes what it measures, so old caches are not reused
 
@@ -359,8 +359,7 @@ def fit_scaling_law(n_params, n_tokens, losses, delta: float = 1e-3, max_exponen
     if not 0 < max_exponent < math.inf:
         raise ValueError(f"max_exponent={max_exponent} must be a positive finite number")
     for name, value in (("grid_starts", grid_starts), ("max_iter", max_iter)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name}={value!r} must be a whole number >= 1")
+        check_count(name, value)
     logn, logd, logl = np.log(n), np.log(d), np.log(loss)
 
     grid = np.linspace(0.02, max_exponent * 0.96, 60)

@@ -69,7 +69,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from .chat_template import ChatFormatError, _check_messages, render_conversation
-from .config import SFT_SOURCES, Budget, ConfigError, SFTConfig, get_budget
+from .config import SFT_SOURCES, Budget, ConfigError, SFTConfig, check_count, get_budget
 from .eval import WORKED_SUFFIX, people_split
 from .tokenizer import PAD
 from .world import ATTRIBUTES, BIO_TEMPLATES, QUESTIONS, REFUSAL, tool_call_text
@@ -284,8 +284,7 @@ def source_counts(mix: dict[str, int] | SFTConfig, total: int | None = None) -> 
     mix = mix.counts() if isinstance(mix, SFTConfig) else dict(mix)
     if total is None:
         return mix
-    if isinstance(total, bool) or not isinstance(total, int) or total < 0:
-        raise ValueError(f"total={total!r} must be a whole number >= 0 (conversations)")
+    check_count("total", total, 0, note=" (conversations)")
     weights = {source: count for source, count in mix.items() if count > 0}
     if not weights:
         raise ValueError(f"the mix {mix} has no source with a positive count")
@@ -335,8 +334,7 @@ def conversations(world, config: SFTConfig, seed: int = 0, total: int | None = N
         raise ValueError("give both tokenizer and max_tokens (to keep conversations that fit), or neither")
     fits = None
     if tokenizer is not None:
-        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 2:
-            raise ValueError(f"max_tokens={max_tokens!r} must be a whole number >= 2")
+        check_count("max_tokens", max_tokens, 2)
         fits = lambda conversation: conversation_length(tokenizer, conversation) <= max_tokens  # noqa: E731
     counts = source_counts(config, total)
     return {source: _take(source_stream(world, source, config, seed, knowledge), n, fits, source)
@@ -452,8 +450,7 @@ def probe_knowledge(model, tokenizer, world, people, samples: int = 4, temperatu
     from .probes import fact_prompts
     from .world import verify
 
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise ValueError(f"samples={samples!r} must be a whole number >= 1")
+    check_count("samples", samples)
     check_sampling(temperature)
     people = list(people)
     if not people:
@@ -611,8 +608,8 @@ def load_chat_dataset(name_or_path: str | Path, split: str = "train", limit: int
     """
     import datasets
 
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"limit={limit!r} must be a whole number >= 1 (or None for all)")
+    if limit is not None:
+        check_count("limit", limit, note=" (or None for all)")
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         try:
@@ -745,8 +742,7 @@ def encode_conversations(convs: Sequence[Conversation], tokenizer, seq_len: int,
     >>> tok.decode([t for t, m in zip(batches.tokens[0], batches.mask[0]) if m])
     'Hello!<|im_end|>Hello!<|im_end|>'
     """
-    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
-        raise ValueError(f"seq_len={seq_len!r} must be a whole number >= 1")
+    check_count("seq_len", seq_len)
     if too_long not in ("drop", "truncate"):
         raise ValueError(f"too_long={too_long!r} is not allowed: choose 'drop' or 'truncate'")
     width = seq_len + 1

@@ -35,7 +35,7 @@ from typing import Iterable, Sequence
 
 import regex
 
-from .config import MAX_VOCAB_SIZE, TokenizerConfig, check_range
+from .config import TokenizerConfig, check_range
 from .files import atomic_write_text
 
 # GPT-4's (cl100k_base) pre-tokenization pattern, exactly as tiktoken uses it. ``{digits}`` is the

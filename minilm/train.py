@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import ConfigError, check_choice, check_range
+from .config import check_choice, check_count, check_range
 from .device import check_device
 from .files import atomic_write_bytes
 
@@ -424,10 +424,9 @@ def train(model, train_tokens: np.ndarray, cfg: TrainConfig, val_tokens: np.ndar
     # A stream's first token and a row's first token are never targets.
     if train_mask is not None and not (train_mask[..., 1:] != 0).any():
         raise ValueError("the loss mask (train_mask) leaves no target to train on")
-    if stop_at is not None and (isinstance(stop_at, bool) or not isinstance(stop_at, (int, np.integer)) or stop_at < 1):
-        raise ValueError(f"stop_at={stop_at!r} must be a whole number >= 1 (or None: train to cfg.steps)")
-    if isinstance(log_every, bool) or not isinstance(log_every, (int, np.integer)) or log_every < 1:
-        raise ValueError(f"log_every={log_every!r} must be a whole number >= 1")
+    if stop_at is not None:
+        check_count("stop_at", stop_at, note=" (or None: train to cfg.steps)")
+    check_count("log_every", log_every)
     check_device(device)  # a clear message instead of torch's assertion from .to("cuda") without CUDA
     ddp = dist.is_available() and dist.is_initialized()
     rank, world = (dist.get_rank(), dist.get_world_size()) if ddp else (0, 1)
