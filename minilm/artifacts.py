@@ -201,7 +201,9 @@ def chat_data_contents(chat_dataset: str) -> dict:
     digest = hashlib.sha256()
     for file in sorted([path] if path.is_file() else [f for f in path.rglob("*") if f.is_file()]):
         digest.update(str(file.relative_to(path) if file != path else file.name).encode() + b"\0")
-        digest.update(file.read_bytes())
+        with open(file, "rb") as handle:  # in chunks: a large data file need not fit in memory
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
     return {"chat_data": digest.hexdigest()[:16]}
 
 

@@ -410,6 +410,21 @@ def test_the_chat_models_key_follows_the_chat_datas_contents(tmp_path):
     assert sft_model_path(budget) != first[0]
 
 
+def test_chat_data_contents_hash_a_large_file_in_chunks_as_a_whole(tmp_path):
+    # Read in 1 MiB chunks (a large file need not fit in memory), hashed as the whole file was before:
+    # the keys of models already built stay valid.
+    import hashlib
+
+    from minilm.artifacts import chat_data_contents
+
+    data = tmp_path / "chats.jsonl"
+    data.write_bytes(bytes(range(256)) * 10_000)  # 2.4 MiB: three chunks
+    whole = hashlib.sha256(b"chats.jsonl\0" + data.read_bytes()).hexdigest()[:16]
+    assert chat_data_contents(str(data)) == {"chat_data": whole}
+    folder_key = chat_data_contents(str(tmp_path))["chat_data"]
+    assert folder_key == hashlib.sha256(b"chats.jsonl\0" + data.read_bytes()).hexdigest()[:16]
+
+
 def test_a_hub_name_offline_fails_with_how_to_get_it():
     with pytest.raises(RuntimeError) as err:
         load_chat_dataset("HuggingFaceTB/smoltalk", subset="all", limit=10)
