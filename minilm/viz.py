@@ -18,6 +18,8 @@ def tokens_html(pieces: Sequence[str], ids: Sequence[int] | None = None) -> str:
     >>> tokens_html(["Hi", " there"], [1, 2]).count("<span")
     2
     """
+    if ids is not None and len(ids) != len(pieces):
+        raise ValueError(f"tokens_html got {len(pieces)} pieces and {len(ids)} ids: give one id per piece")
     spans = []
     for n, piece in enumerate(pieces):
         colour = TOKEN_COLOURS[n % len(TOKEN_COLOURS)]
@@ -62,6 +64,8 @@ def plot_bytes_per_token(vocab_sizes: Sequence[int], values: Sequence[float], re
 
     if ax is None:
         _, ax = plt.subplots(figsize=(6.5, 4))
+    if len(vocab_sizes) != len(values):
+        raise ValueError(f"plot_bytes_per_token got {len(vocab_sizes)} vocabulary sizes and {len(values)} values")
     ax.plot(vocab_sizes, values, marker="o", label="ours (BPE on Shakespeare)")
     for n, (name, value) in enumerate((references or {}).items()):
         ax.axhline(value, linestyle="--", color=f"C{n + 1}", label=name)
@@ -78,6 +82,10 @@ def plot_mixture(tokens_per_source: dict, ax=None):
     """Horizontal bars: how many training tokens each source contributes."""
     import matplotlib.pyplot as plt
 
+    # Shares of the total are printed on the bars: they need a positive total of counts.
+    if not tokens_per_source or any(not count >= 0 for count in tokens_per_source.values()) \
+            or not sum(tokens_per_source.values()) > 0:
+        raise ValueError(f"plot_mixture needs token counts >= 0 with a positive total, got {tokens_per_source}")
     if ax is None:
         _, ax = plt.subplots(figsize=(6.5, 3.5))
     names = list(tokens_per_source)
@@ -101,6 +109,10 @@ def plot_training_curves(history: Sequence[dict], title: str = "Pretraining", ax
     """
     import matplotlib.pyplot as plt
 
+    missing = [i for i, h in enumerate(history) if "step" not in h or "loss" not in h]
+    if missing:
+        raise ValueError(f"history[{missing[0]}] has no 'step' or 'loss': plot_training_curves takes "
+                         "TrainResult.history")
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     steps = [h["step"] for h in history]
