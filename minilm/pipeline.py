@@ -7,6 +7,7 @@ section of the report.
 
 from __future__ import annotations
 
+import io
 import json
 import platform
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 from .artifacts import tokenizer_artifact
 from .config import Budget, runs_dir
 from .corpus import load_shakespeare, shakespeare_texts
-from .files import atomic_write_text
+from .files import atomic_write_bytes, atomic_write_text
 from .tokenizer import bytes_per_token, gpt2_encoding, reference_tokenizer
 
 
@@ -34,7 +35,9 @@ class Run:
     def figure(self, fig, name: str, caption: str) -> None:
         """Save a matplotlib figure next to the report and link it."""
         (self.directory / "figures").mkdir(parents=True, exist_ok=True)
-        fig.savefig(self.directory / "figures" / f"{name}.png", dpi=110, bbox_inches="tight")
+        png = io.BytesIO()  # rendered first, then written whole: an interrupted run leaves no half image
+        fig.savefig(png, format="png", dpi=110, bbox_inches="tight")
+        atomic_write_bytes(self.directory / "figures" / f"{name}.png", png.getvalue())
         self.add(f"![{caption}](figures/{name}.png)\n\n*{caption}*")
 
     def write(self) -> Path:

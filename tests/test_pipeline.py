@@ -15,7 +15,9 @@ def test_pipeline_writes_report_metrics_and_figure(isolated_runs, tmp_path):
     report = run_pipeline(get_budget("smoke"), tmp_path / "run")
     text = report.read_text()
     assert "## Corpus" in text and "## Tokenizer" in text and "## Time per stage" in text
-    assert (tmp_path / "run" / "figures" / "bytes_per_token.png").stat().st_size > 10_000
+    figure = tmp_path / "run" / "figures" / "bytes_per_token.png"
+    assert figure.stat().st_size > 10_000 and figure.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert all(f.suffix == ".png" for f in figure.parent.iterdir())  # each written whole: no temp file left
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["tokenizer"]["vocab_size"] == get_budget("smoke").tokenizer.vocab_size
     # our Shakespeare-trained tokenizer compresses held-out plays, and GPT-4's was measured on them too
