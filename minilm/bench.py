@@ -134,6 +134,34 @@ def parse_settings(settings: list[str]) -> dict:
 WARMUP_STEPS = 10
 
 
+def summary_table(lines) -> str:
+    """A short table of ``minilm bench pretrain`` results, one JSON line each: settings, steady
+    tokens/s and MFU; lines that are not a result (a failed run's output) are skipped.
+
+    >>> print(summary_table(['{"config": {"name": "d12", "settings": {"n_head": 6}}, "steady_tokens_per_s": 600000, '
+    ...                      '"mfu": 0.401, "val_bpb": 2.4, "device": "H100"}', 'Traceback']))
+    config  settings  steady tokens/s  MFU    val bpb  device
+    d12     n_head=6          600,000  40.1%  2.400    H100
+    """
+    import json
+
+    rows = [("config", "settings", "steady tokens/s", "MFU", "val bpb", "device")]
+    for line in lines:
+        try:
+            result = json.loads(line)
+            config = result["config"]
+        except (ValueError, TypeError, KeyError):
+            continue
+        settings = " ".join(f"{k}={v}" for k, v in config.get("settings", {}).items()) or "as committed"
+        mfu = result.get("mfu")
+        rows.append((config["name"], settings, f"{result['steady_tokens_per_s']:,}",
+                     "n/a" if mfu is None else f"{mfu:.1%}", f"{result['val_bpb']:.3f}", result["device"]))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    right = {2}  # numbers line up on the right
+    return "\n".join("  ".join(cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in
+                               enumerate(zip(row, widths))).rstrip() for row in rows)
+
+
 def play_starts(docs, ids: np.ndarray, byte_lengths: np.ndarray) -> list[int]:
     """Where each play of ``docs`` starts in ``ids``, the encoding of their texts joined: the first
     token that starts at or after the play's first byte.

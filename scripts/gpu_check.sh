@@ -57,4 +57,7 @@ bench "n_head=6 seq_len=2048 batch_size=32"
 echo "== tests/test_gpu.py"
 timeout 240 python3 -m pytest tests/test_gpu.py -q -p no:cacheprovider 2>&1 | tee "$results/gpu_tests.log" || status=1
 bench "n_head=6 compile_mode=max-autotune-no-cudagraphs"
+# A short table last (the end of the output is what a remote call shows).
+python3 -c 'import sys; from minilm.bench import summary_table; print(summary_table(open(sys.argv[1])))' \
+    "$results/d12.jsonl" || status=1
 exit $status
