@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from .config import Budget, get_budget, runs_dir
+from .files import read_json
 from .corpus import shakespeare_texts
 from .tokenizer import FILE_VERSION, Tokenizer
 
@@ -86,8 +87,9 @@ def _trained_model_artifact(path: Path, budget: Budget, progress: bool, save_sum
     missing, ``build(partial_checkpoint)`` trains it (returning the model and its summary), writing
     ``<path>.partial.pt`` as it goes, and both files are renamed into place once complete."""
     summary_path = path.with_suffix(".json")
+    partial = path.with_suffix(".partial.pt")
+    _recover_finished(path, partial)
     if not (path.exists() and summary_path.exists()):
-        partial = path.with_suffix(".partial.pt")
         model, summary = build(partial)
         model.cpu()  # as loaded from the file below: callers move it where they want it
         if summary is None:  # a process other than 0 under torchrun: process 0 writes the files
@@ -98,7 +100,25 @@ def _trained_model_artifact(path: Path, budget: Budget, progress: bool, save_sum
     else:
         model = load_model(path)
     # Read back even when just written, so a fresh and a reused artifact give the same summary.
-    return model, tokenizer_artifact(budget, progress=progress), json.loads(summary_path.read_text())
+    return model, tokenizer_artifact(budget, progress=progress), read_json(summary_path)
+
+
+def _recover_finished(path: Path, partial: Path) -> None:
+    """A finished model whose summary is missing is made whole again instead of retrained from scratch.
+
+    A build renames the model and then its summary into place; a crash between the two leaves the model
+    beside a ``.partial.json`` summary, whose rename is finished here. A model with no summary at all
+    (deleted by hand) becomes the partial checkpoint again: the build resumes at its last step, trains
+    nothing and writes the summary anew.
+    """
+    summary_path = path.with_suffix(".json")
+    if not path.exists() or summary_path.exists():
+        return
+    pending = summary_path.with_suffix(".partial.json")
+    if pending.exists():
+        pending.replace(summary_path)
+    else:
+        path.replace(partial)
 
 
 def load_model(path: Path):
@@ -171,6 +191,7 @@ def midtrain_artifact(budget: Budget | str | None = None, progress: bool = True,
     path = midtrain_model_path(budget)
     summary_path = path.with_suffix(".json")
     prefix = path.with_suffix("")
+    _recover_finished(path, Path(f"{prefix}.anneal.partial.pt"))
     if not (path.exists() and summary_path.exists()):
         model, summary = midtrain(budget, checkpoint_prefix=prefix, device=device, progress=progress)
         save_summary(summary_path.with_suffix(".partial.json"), summary)
@@ -180,7 +201,7 @@ def midtrain_artifact(budget: Budget | str | None = None, progress: bool = True,
             Path(f"{prefix}.{run}.partial.pt").unlink(missing_ok=True)
     else:
         model = load_model(path)
-    return model, tokenizer_artifact(budget, progress=progress), json.loads(summary_path.read_text())
+    return model, tokenizer_artifact(budget, progress=progress), read_json(summary_path)
 
 
 # Bump when SFT changes what its model holds or how it is trained.
@@ -257,4 +278,4 @@ def sft_ablations_artifact(budget: Budget | str | None = None, progress: bool = 
         results = sft_ablations(budget, progress=progress, device=device)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, json.dumps(results, indent=1))
-    return json.loads(path.read_text())
+    return read_json(path)

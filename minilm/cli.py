@@ -497,9 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)  # imports the stages: Ctrl-C may come here too
         args.func(args)
     # OSError: a folder where a file should be, a full disk, no permission: one line as well.
     except (ConfigError, OSError, ValueError, KeyError, RuntimeError) as err:
@@ -509,6 +508,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"minilm: error: {message}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
+        # Training writes a checkpoint now and then (and data builds start over), so a rerun goes on.
+        print("\nminilm: interrupted; the same command run again continues a training stage from its last checkpoint",
+              file=sys.stderr)
         raise SystemExit(130) from None
 
 

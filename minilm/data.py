@@ -229,7 +229,12 @@ def build_data(budget: Budget | str | None = None, progress: bool = True, num_pr
     out = artifact_dir(budget) / f"data-{key}"
     report_path = out / "build_report.json"
     if is_complete(out, key) and report_path.exists():
-        return json.loads(report_path.read_text())
+        from .files import read_json
+
+        report = read_json(report_path)
+        # Where the shards are now: a runs folder copied or moved elsewhere must not read the old one.
+        report["directory"] = str(out)
+        return report
 
     import datasets
 

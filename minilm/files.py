@@ -19,18 +19,57 @@ from pathlib import Path
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole or not at all. A failure (disk full, no permission) raises an
+    OSError that names ``path``, not the temporary file the user never asked for."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise OSError(err.errno, f"cannot write {path}: {err.strerror or err} (is its folder writable, "
+                                 "with space left? MINILM_RUNS moves the runs folder)") from err
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+class UnreadableFileError(ValueError):
+    """A file the course wrote earlier cannot be read back (truncated, edited or replaced)."""
+
+
+def read_json(path: str | os.PathLike, kind=dict):
+    """The JSON value in ``path``, which must be a ``kind`` (a dict unless told otherwise); an
+    unreadable or damaged file is one error naming it and saying how to rebuild it.
+
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "summary.json"
+    >>> atomic_write_text(path, '{"seconds": 1')
+    >>> read_json(path)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    minilm.files.UnreadableFileError: .../summary.json: not a readable JSON file (truncated or edited?): ... delete it to rebuild it
+    """
+    import json
+
+    path = Path(path)
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise UnreadableFileError(f"{path}: not a readable JSON file (truncated or edited?): {err}; "
+                                  "delete it to rebuild it") from None
+    if not isinstance(value, kind):
+        raise UnreadableFileError(f"{path}: holds a JSON {type(value).__name__}, not the {kind.__name__} "
+                                  "minilm wrote there; delete it to rebuild it")
+    return value

@@ -516,3 +516,17 @@ def test_gpu_check_stops_with_one_line_where_there_is_no_gpu(tmp_path):
         pytest.skip("a CUDA GPU is present: the script ran")
     assert result.returncode == 1 and result.stderr.strip().startswith("gpu_check: torch"), result.stderr
     assert "sees no CUDA GPU" in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_ctrl_c_is_one_line_saying_how_to_go_on(tmp_path):
+    import signal
+    import time
+
+    env = {**os.environ, "MINILM_RUNS": str(tmp_path), "MINILM_BUDGET": "smoke"}
+    process = subprocess.Popen([sys.executable, "-m", "minilm", "bench", "pretrain", "--config", "baby",
+                                "--seconds", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(4)  # past start-up, into the run
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert err.strip() == "minilm: interrupted; the same command run again continues a training stage from its last checkpoint"

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import datasets
 import pytest
@@ -156,3 +157,23 @@ def test_build_data_writes_shards_then_reuses_them(isolated_runs):
     start = time.perf_counter()
     assert build_data(budget, progress=False) == report  # same inputs: the shards are reused
     assert time.perf_counter() - start < 2
+
+
+def test_a_moved_runs_folder_reads_its_own_shards(isolated_runs, monkeypatch):
+    # The report names the shards' folder: after a move, the old path must not be read (or trained on).
+    from minilm.data import build_data
+    from minilm.files import UnreadableFileError
+    from minilm.shards import TokenShards
+
+    budget = get_budget("smoke")
+    report = build_data(budget, progress=False)
+    moved = isolated_runs.parent / "moved"
+    isolated_runs.rename(moved)
+    monkeypatch.setenv("MINILM_RUNS", str(moved))
+    again = build_data(budget, progress=False)
+    assert again["directory"] == report["directory"].replace(str(isolated_runs), str(moved)) != report["directory"]
+    assert TokenShards(again["directory"]).tokens("train").size == report["splits"]["train"]["tokens"]
+    report_path = Path(again["directory"]) / "build_report.json"
+    report_path.write_text(report_path.read_text()[:40])  # truncated
+    with pytest.raises(UnreadableFileError, match=f"{report_path}: not a readable JSON file.*delete it"):
+        build_data(budget, progress=False)

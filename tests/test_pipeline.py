@@ -108,3 +108,51 @@ def test_load_model_names_what_is_wrong_with_a_checkpoint(tmp_path, damage, mess
     with pytest.raises(CheckpointError, match=message) as err:
         load_model(path)
     assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_finished_model_missing_its_summary_is_not_trained_again(isolated_runs):
+    # The model is renamed into place, then its summary: a crash between the two, or a deleted summary,
+    # must not send a finished (laptop: 20-minute) model back to step 0.
+    import numpy as np
+
+    import torch
+
+    from minilm.artifacts import _trained_model_artifact, artifact_dir, load_model
+    from minilm.files import atomic_write_text
+    from minilm.model import GPT, GPTConfig
+    from minilm.train import train
+
+    budget = get_budget("smoke").with_overrides(corpus_chars=20_000)
+    path = artifact_dir(budget) / "base-test.pt"
+    path.parent.mkdir(parents=True)
+    starts = []
+
+    def build(partial):
+        model = GPT(GPTConfig.modern(vocab_size=32, block_size=16, n_layer=1, n_embd=32, n_head=2))
+        cfg = TrainConfig(steps=6, batch_size=2, seq_len=16, eval_every=0)
+        result = train(model, np.arange(400) % 32, cfg, checkpoint=partial, resume=True, progress=False)
+        starts.append(result.start_step)
+        return model, {"steps": cfg.steps}
+
+    def save_summary(summary_path, summary):
+        atomic_write_text(summary_path, json.dumps(summary))
+
+    _, _, summary = _trained_model_artifact(path, budget, False, save_summary, build)
+    assert starts == [0] and summary == {"steps": 6}
+    weights = load_model(path).state_dict()
+
+    # A crash between the renames: the summary waits as .partial.json; its rename is finished.
+    path.with_suffix(".json").replace(path.with_suffix(".partial.json"))
+    _trained_model_artifact(path, budget, False, save_summary, build)
+    assert starts == [0] and path.with_suffix(".json").exists() and not path.with_suffix(".partial.json").exists()
+
+    # A summary deleted by hand: the build resumes at the last step, trains nothing, writes it again.
+    path.with_suffix(".json").unlink()
+    _, _, summary = _trained_model_artifact(path, budget, False, save_summary, build)
+    assert starts == [0, 6] and summary == {"steps": 6} and not path.with_suffix(".partial.pt").exists()
+    assert all(torch.equal(weights[k], v) for k, v in load_model(path).state_dict().items())
+
+    # A damaged summary is named, with how to rebuild it.
+    path.with_suffix(".json").write_text("[1, 2")
+    with pytest.raises(ValueError, match=r"base-test.json: not a readable JSON file .*delete it to rebuild it"):
+        _trained_model_artifact(path, budget, False, save_summary, build)
