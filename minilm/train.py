@@ -252,8 +252,10 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, truncated, corrupted or belongs to another model."""
 
 
-def save_checkpoint(path, model, optimizer, step: int, train_config: TrainConfig, history: list) -> Path:
-    """Write everything needed to resume, atomically (a crash never leaves half a checkpoint)."""
+def save_checkpoint(path, model, optimizer, step: int, train_config: TrainConfig, history: list,
+                    seconds: float = 0.0, tokens: int = 0) -> Path:
+    """Write everything needed to resume, atomically (a crash never leaves half a checkpoint).
+    ``seconds`` and ``tokens``: the training time and tokens so far, so a resumed run reports the whole run's."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
@@ -261,7 +263,7 @@ def save_checkpoint(path, model, optimizer, step: int, train_config: TrainConfig
         "model": model.state_dict(), "model_config": asdict(model.config),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "step": step, "train_config": asdict(train_config), "history": history,
-        "torch_rng": torch.get_rng_state(),
+        "torch_rng": torch.get_rng_state(), "seconds": float(seconds), "tokens": int(tokens),
     }
     buffer = io.BytesIO()
     torch.save(state, buffer)
@@ -361,6 +363,7 @@ def make_optimizer(model, cfg: TrainConfig, device_type: str = "cpu"):
 @dataclass
 class TrainResult:
     history: list = field(default_factory=list)  # one dict per logged step
+    # The whole run's training time and tokens: a resumed run's earlier calls count (from the checkpoint).
     seconds: float = 0.0
     tokens: int = 0
     tokens_per_step: int = 0  # over all processes
@@ -439,6 +442,8 @@ def train(model, train_tokens: np.ndarray, cfg: TrainConfig, val_tokens: np.ndar
         state = load_checkpoint(checkpoint, model, optimizer)
         start_step, result.history = state["step"], list(state["history"])
         result.start_step = start_step
+        # Checkpoints written before these were recorded count from this call, as they used to.
+        result.seconds, result.tokens = float(state.get("seconds", 0.0)), int(state.get("tokens", 0))
         torch.set_rng_state(state["torch_rng"])
     else:
         torch.manual_seed(cfg.seed)
@@ -449,6 +454,7 @@ def train(model, train_tokens: np.ndarray, cfg: TrainConfig, val_tokens: np.ndar
     progress = progress and rank == 0
     autocast = torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda")
     started = time.perf_counter()
+    seconds_before, tokens_before = result.seconds, result.tokens
     end_step = min(stop_at or cfg.steps, cfg.steps)
     timed = cfg.max_seconds > 0
     bar = tqdm(range(start_step, end_step), desc="train", initial=start_step, total=None if timed else cfg.steps,
@@ -506,13 +512,15 @@ def train(model, train_tokens: np.ndarray, cfg: TrainConfig, val_tokens: np.ndar
             result.history.append(record)
             if hooking:
                 record.update(hook(step + 1, model, result.history) or {})
-            bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{result.tokens / max(record['seconds'], 1e-9):,.0f}")
+            bar.set_postfix(loss=f"{record['loss']:.3f}",
+                            tok_s=f"{(result.tokens - tokens_before) / max(record['seconds'], 1e-9):,.0f}")
         stopping = step + 1 == end_step or last
         if checkpoint is not None and rank == 0 and (stopping or (cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0)):
-            save_checkpoint(checkpoint, model, optimizer, step + 1, cfg, result.history)
+            save_checkpoint(checkpoint, model, optimizer, step + 1, cfg, result.history,
+                            seconds_before + time.perf_counter() - started, result.tokens)
         if last:
             break
     if device_type == "cuda":
         torch.cuda.synchronize(device)
-    result.seconds = time.perf_counter() - started
+    result.seconds = seconds_before + time.perf_counter() - started
     return result

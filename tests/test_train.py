@@ -84,9 +84,16 @@ def test_resume_is_exact(tmp_path, optimizer):
     path = tmp_path / "ckpt.pt"
     first = train(model(), TOKENS, cfg, checkpoint=path, progress=False, log_every=1, stop_at=10)
     assert len(first.history) == 10 and path.exists()
+    first_saved = load_checkpoint(path)["seconds"]
     resumed_model = model(seed=123)  # different init: everything must come from the checkpoint
     second = train(resumed_model, TOKENS, cfg, checkpoint=path, resume=True, progress=False, log_every=1)
     assert [r["loss"] for r in second.history] == [r["loss"] for r in straight.history]
+    # The result is the whole run's: the first call's tokens and time count (read from the checkpoint).
+    assert first.tokens == straight.tokens // 2 and second.tokens == straight.tokens
+    assert 0 < first_saved <= first.seconds < load_checkpoint(path)["seconds"] <= second.seconds
+    # Resumed at its last step, a run trains nothing and still reports the whole run.
+    again = train(model(), TOKENS, cfg, checkpoint=path, resume=True, progress=False, log_every=1)
+    assert again.tokens == straight.tokens and again.seconds >= load_checkpoint(path)["seconds"] > 0
 
 
 def test_checkpoint_errors(tmp_path):
