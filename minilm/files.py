@@ -2,7 +2,8 @@
 
 Write to a temporary file in the same folder, flush it to disk, then rename it over the target
 (``os.replace`` is atomic on POSIX and Windows). An interrupted run leaves the old file intact and
-no temporary file behind.
+no temporary file behind; a killed one (no chance to clean up) may leave one, which the next write
+of the same file removes once it is an hour old.
 
 >>> import tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "note.txt"
@@ -30,6 +31,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        _remove_stale_temporaries(path)
     except OSError as err:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
@@ -39,6 +41,23 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
         raise
+
+
+# A temporary file this old was left by a killed writer: no write of ours takes an hour, and a younger
+# one may belong to another process writing the same file right now.
+STALE_SECONDS = 3600
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    import glob
+    import time
+
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            if time.time() - tmp.stat().st_mtime > STALE_SECONDS:
+                tmp.unlink()
+        except OSError:  # gone already, or not ours to remove: it does not matter to this write
+            pass
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

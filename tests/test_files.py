@@ -42,3 +42,19 @@ def test_read_json_reads_what_was_written(tmp_path):
     path.write_bytes(b'{"a": "\xff"}')  # not UTF-8
     with pytest.raises(UnreadableFileError, match="not a readable JSON file"):
         read_json(path)
+
+
+def test_a_killed_writers_temporary_file_is_removed_by_the_next_write_once_stale(tmp_path):
+    # A SIGKILL mid-write leaves ".name.<random>.tmp" (352 MB for a checkpoint in one audit run).
+    path = tmp_path / "base.pt"
+    stale, fresh, other = (tmp_path / ".base.pt.abc123.tmp", tmp_path / ".base.pt.def456.tmp",
+                           tmp_path / ".tokenizer.json.abc123.tmp")
+    for leftover in (stale, fresh, other):
+        leftover.write_bytes(b"half a checkpoint")
+    old = os.path.getmtime(stale) - 2 * 3600
+    os.utime(stale, (old, old))
+    os.utime(other, (old, old))
+    atomic_write_bytes(path, b"whole")
+    assert path.read_bytes() == b"whole" and not stale.exists()
+    assert fresh.exists()  # may be another process's write in progress
+    assert other.exists()  # another file's: left to that file's next write
