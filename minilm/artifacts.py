@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 
 from .config import Budget, get_budget, runs_dir
-from .files import read_json
 from .corpus import shakespeare_texts
+from .files import read_json
 from .tokenizer import FILE_VERSION, Tokenizer
 
 # Bump when the corpus cleaning changes, so artifacts built from the old text are not reused.

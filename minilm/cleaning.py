@@ -52,6 +52,19 @@ def check_str(caller: str, name: str, value) -> None:
         raise TypeError(f"{caller} needs {name} to be a str, not {type(value).__name__}")
 
 
+def check_not_one_text(caller: str, texts, what: str = "texts") -> None:
+    """Raise TypeError where a list of texts is wanted and one str came: iterating it would treat
+    each character as a text.
+
+    >>> check_not_one_text("contamination_report", "To be, or not to be")
+    Traceback (most recent call last):
+    ...
+    TypeError: contamination_report needs a list of texts, not a str: pass [text]
+    """
+    if isinstance(texts, str):
+        raise TypeError(f"{caller} needs a list of {what}, not a str: pass [text]")
+
+
 # ----------------------------------------------------------------------------------------------
 # Unicode
 

@@ -17,8 +17,8 @@ environment variable, ``CI=true`` (which implies ``smoke``), and finally ``lapto
 from __future__ import annotations
 
 import os
-from numbers import Integral
 from dataclasses import dataclass, field, fields, replace
+from numbers import Integral
 from pathlib import Path
 
 BUDGET_NAMES = ("smoke", "laptop", "gpu")

@@ -23,7 +23,7 @@ import re
 from collections import defaultdict
 from typing import Iterable, Sequence
 
-from .cleaning import check_column
+from .cleaning import check_column, check_not_one_text
 
 _WORD = re.compile(r"\w+|[^\w\s]")
 
@@ -44,11 +44,6 @@ def ngrams(tokens: Sequence[str], n: int) -> set[tuple[str, ...]]:
     return {tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}
 
 
-def _check_texts(caller: str, texts) -> None:
-    if isinstance(texts, str):  # iterating a str would treat each character as a text
-        raise TypeError(f"{caller} needs a list of texts, not a str: pass [text]")
-
-
 class ContaminationIndex:
     """The n-grams of evaluation texts, for fast lookup over a training corpus."""
 
@@ -58,7 +53,7 @@ class ContaminationIndex:
             raise TypeError(f"n={n!r} must be an int, not {type(n).__name__}")
         if n < 1:
             raise ValueError(f"n={n} must be at least 1")
-        _check_texts("ContaminationIndex", eval_texts)
+        check_not_one_text("ContaminationIndex", eval_texts)
         self.n = n
         self.eval_texts = list(eval_texts)
         self.required: list[set[tuple[str, ...]]] = []
@@ -84,7 +79,7 @@ class ContaminationIndex:
 
 def contamination_report(texts: Sequence[str], index: ContaminationIndex) -> dict:
     """Which documents contain which evaluation items, with counts."""
-    _check_texts("contamination_report", texts)
+    check_not_one_text("contamination_report", texts)
     hits = {i: index.matches(t) for i, t in enumerate(texts)}
     hits = {i: m for i, m in hits.items() if m}
     leaked = sorted({item for m in hits.values() for item in m})

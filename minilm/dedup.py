@@ -53,7 +53,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .cleaning import check_column
+from .cleaning import check_column, check_not_one_text
 
 # MinHash permutations are x -> (a*x + b) mod PRIME on 32-bit shingle hashes x. With a, b < PRIME
 # < 2**32, a*x + b stays below 2**64: uint64 arithmetic never overflows.
@@ -103,8 +103,7 @@ def exact_duplicates(texts: Iterable[str]) -> list[bool]:
     >>> exact_duplicates(["a b", "A  B", "c", "a b "])
     [False, True, False, True]
     """
-    if isinstance(texts, str):  # iterating a str would compare its characters as documents
-        raise TypeError("exact_duplicates needs a list of texts, not a str: pass [text]")
+    check_not_one_text("exact_duplicates", texts)
     return _repeats(sha256_key(t) for t in texts)
 
 

@@ -14,8 +14,10 @@ of the same file removes once it is an hour old.
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -31,16 +33,14 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        _remove_stale_temporaries(path)
-    except OSError as err:
+    except BaseException as err:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
-        raise OSError(err.errno, f"cannot write {path}: {err.strerror or err} (is its folder writable, "
-                                 "with space left? MINILM_RUNS moves the runs folder)") from err
-    except BaseException:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise OSError(err.errno, f"cannot write {path}: {err.strerror or err} (is its folder writable, "
+                                     "with space left? MINILM_RUNS moves the runs folder)") from err
         raise
+    _remove_stale_temporaries(path)
 
 
 # A temporary file this old was left by a killed writer: no write of ours takes an hour, and a younger
@@ -49,9 +49,6 @@ STALE_SECONDS = 3600
 
 
 def _remove_stale_temporaries(path: Path) -> None:
-    import glob
-    import time
-
     for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
         try:
             if time.time() - tmp.stat().st_mtime > STALE_SECONDS:

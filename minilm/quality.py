@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cleaning import check_column, check_str
+from .cleaning import check_column, check_not_one_text, check_str
 
 STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
 BULLETS = ("•", "·", "‣", "◦", "▪", "●", "-", "*", "–")
@@ -300,13 +300,8 @@ class ReferenceModel:
 
     def fit(self, texts) -> "ReferenceModel":
         """Count the n-grams of ``texts`` (an iterable of documents); returns the model itself."""
-        if isinstance(texts, str):
-            texts = [texts]
-        elif not isinstance(texts, Iterable):
-            raise TypeError(f"ReferenceModel.fit needs texts to be a str or a list of str, not {type(texts).__name__}")
-        texts = list(texts)
-        for i, text in enumerate(texts):
-            check_str("ReferenceModel.fit", f"texts[{i}]", text)
+        texts = _list_of_texts("ReferenceModel.fit", "texts", [texts] if isinstance(texts, str) else texts,
+                               "a str or a list of str")
         texts = [t for t in texts if t]
         if not texts:
             raise ValueError("ReferenceModel.fit needs at least one non-empty text")
@@ -379,17 +374,22 @@ class ReferenceModel:
         from .config import check_range
 
         check_range("quantile", quantile, 0.0, 1.0)
-        if isinstance(heldout_texts, str):  # a str would be scored character by character
-            raise TypeError("threshold needs a list of held-out texts, not a str: pass [text]")
-        if not isinstance(heldout_texts, Iterable):
-            raise TypeError(f"threshold needs heldout_texts to be a list of str, not {type(heldout_texts).__name__}")
-        heldout_texts = list(heldout_texts)
-        for i, text in enumerate(heldout_texts):
-            check_str("threshold", f"heldout_texts[{i}]", text)
+        check_not_one_text("threshold", heldout_texts, "held-out texts")  # else scored character by character
+        heldout_texts = _list_of_texts("threshold", "heldout_texts", heldout_texts, "a list of str")
         scores = [self.bits_per_char(t) for t in heldout_texts if t]
         if not scores:
             raise ValueError("threshold needs at least one non-empty held-out text")
         return float(np.quantile(scores, quantile))
+
+
+def _list_of_texts(caller: str, name: str, texts, expected: str) -> list[str]:
+    """``texts`` as a list, after checking it is an iterable of str (an item that is not is named)."""
+    if not isinstance(texts, Iterable):
+        raise TypeError(f"{caller} needs {name} to be {expected}, not {type(texts).__name__}")
+    texts = list(texts)
+    for i, text in enumerate(texts):
+        check_str(caller, f"{name}[{i}]", text)
+    return texts
 
 
 def shakespeare_reference(max_chars: int = 0, order: int = 5, quantile: float = 0.99,
