@@ -28,6 +28,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        if hasattr(os, "fchmod"):  # POSIX: mkstemp's 0600 would hide the file from other users
+            os.fchmod(fd, _new_file_mode(path))
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -41,6 +43,24 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
                                      "with space left? MINILM_RUNS moves the runs folder)") from err
         raise
     _remove_stale_temporaries(path)
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it; put it straight back
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
+def _new_file_mode(path: Path) -> int:
+    """The mode ``open(path, "w")`` would leave: the target's own if it exists (a user's chmod
+    survives a rewrite), else 0666 less the umask, as for any file the user creates."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_UMASK
 
 
 # A temporary file this old was left by a killed writer: no write of ours takes an hour, and a younger

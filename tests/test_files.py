@@ -58,3 +58,16 @@ def test_a_killed_writers_temporary_file_is_removed_by_the_next_write_once_stale
     assert path.read_bytes() == b"whole" and not stale.exists()
     assert fresh.exists()  # may be another process's write in progress
     assert other.exists()  # another file's: left to that file's next write
+
+
+@pytest.mark.skipif(not hasattr(os, "fchmod"), reason="POSIX file modes")
+def test_a_written_file_has_the_mode_open_would_give_and_keeps_a_users_chmod(tmp_path):
+    # mkstemp makes 0600 files: without a chmod every figure and checkpoint would be private to
+    # the user who ran the course, unlike any file written with open().
+    atomic_write_text(tmp_path / "new.txt", "x")
+    with open(tmp_path / "by_open.txt", "w") as f:
+        f.write("x")
+    assert (tmp_path / "new.txt").stat().st_mode & 0o777 == (tmp_path / "by_open.txt").stat().st_mode & 0o777
+    (tmp_path / "new.txt").chmod(0o640)
+    atomic_write_text(tmp_path / "new.txt", "rewritten")
+    assert (tmp_path / "new.txt").stat().st_mode & 0o777 == 0o640
