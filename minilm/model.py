@@ -97,7 +97,8 @@ class GPTConfig:
 
     @classmethod
     def from_depth(cls, depth: int, style: str = "modern", **overrides) -> "GPTConfig":
-        """nanochat's single knob: depth layers, width 64 x depth, heads of 64 dimensions.
+        """nanochat's single knob: depth layers, width 64 x depth; here with heads of 64 dimensions
+        (nanochat's are 128: on an H100 they trained the depth-12 benchmark 3% faster, bench.py).
 
         >>> GPTConfig.from_depth(4).n_embd, GPTConfig.from_depth(4).n_head
         (256, 4)
