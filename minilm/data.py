@@ -220,8 +220,8 @@ def build_data(budget: Budget | str | None = None, progress: bool = True, num_pr
     """Build (or reuse) the budget's pretraining shards; returns the build report (also saved)."""
     from .artifacts import artifact_dir, tokenizer_artifact
     from .contamination import world_eval_texts
+    from .files import atomic_write_text, read_json
     from .shards import is_complete, write_shards
-    from .files import atomic_write_text
     from .world import World
 
     budget = budget if isinstance(budget, Budget) else get_budget(budget)
@@ -229,8 +229,6 @@ def build_data(budget: Budget | str | None = None, progress: bool = True, num_pr
     out = artifact_dir(budget) / f"data-{key}"
     report_path = out / "build_report.json"
     if is_complete(out, key) and report_path.exists():
-        from .files import read_json
-
         report = read_json(report_path)
         # Where the shards are now: a runs folder copied or moved elsewhere must not read the old one.
         report["directory"] = str(out)
