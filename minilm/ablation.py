@@ -134,7 +134,7 @@ def run_ablation(configs: dict[str, GPTConfig], train_tokens: np.ndarray, val_to
                  repeat: dict[str, int] | None = None, device: str = "cpu", progress: bool = True) -> list[AblationRun]:
     """Train every variant in ``configs`` (same seed, same batches); ``repeat`` maps a variant name to
     another seed to train it again with, which shows how much of a difference is seed noise."""
-    from tqdm.auto import tqdm
+    from .progress import progress_bar
 
     jobs = [(name, cfg, train_config.seed) for name, cfg in configs.items()]
     for name, seed in (repeat or {}).items():
@@ -142,7 +142,7 @@ def run_ablation(configs: dict[str, GPTConfig], train_tokens: np.ndarray, val_to
             raise KeyError(f"repeat names {name!r}, which is not a variant: choose from {', '.join(configs)}")
         jobs.append((f"{name} (seed {seed})", configs[name], seed))
     runs = []
-    for name, cfg, seed in tqdm(jobs, desc="variants", disable=not progress):
+    for name, cfg, seed in progress_bar(jobs, desc="variants", disable=not progress, notebook=True):
         runs.append(run_variant(name, cfg, train_tokens, val_tokens, train_config, byte_lengths, eval_tokens,
                                 seed=seed, device=device))
     return runs

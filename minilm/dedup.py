@@ -307,11 +307,11 @@ class MinHasher:
 
     def signatures(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """The ``(len(texts), num_perm)`` uint32 signatures (a text without words: all ``EMPTY``)."""
-        from tqdm import tqdm  # text bar: readable in saved notebooks too
+        from .progress import progress_bar  # a text bar: readable in saved notebooks too
 
         texts = list(texts)
         out = np.full((len(texts), self.num_perm), EMPTY, dtype=np.uint32)
-        with tqdm(total=len(texts), desc="minhash", unit="doc", disable=not progress) as bar:
+        with progress_bar(total=len(texts), desc="minhash", unit="doc", disable=not progress) as bar:
             for start in range(0, len(texts), self.block_docs):
                 block = texts[start : start + self.block_docs]
                 hashes, offsets = hash_shingles(block, self.shingle_size)

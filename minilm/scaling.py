@@ -634,14 +634,14 @@ def _run_all(runs, done, records, cfg, train_tokens, val_tokens, vocab_size, byt
              progress) -> int:
     """Train the runs not in ``done`` (appending every run's record to ``records``); returns how many."""
     import torch
-    from tqdm import tqdm
 
     from .files import atomic_write_text
     from .model import GPT
+    from .progress import progress_bar
     from .train import TrainConfig, evaluate, train
 
     trained = 0
-    bar = tqdm(runs, desc="sweep", disable=not progress, mininterval=2.0)
+    bar = progress_bar(runs, desc="sweep", disable=not progress, mininterval=2.0)
     for shape, budget in bar:
         cached = done.get((shape[0], shape[1], budget))
         if cached is not None:

@@ -97,7 +97,7 @@ def write_shards(
     out.mkdir(parents=True, exist_ok=True)
     (out / "index.json").unlink(missing_ok=True)  # invalid until the new index is written
     eot = tokenizer.special_id(ENDOFTEXT)
-    from tqdm import tqdm  # text bar: readable in saved notebooks too
+    from .progress import progress_bar  # a text bar: readable in saved notebooks too
 
     index = {"format": "minilm-shards", "version": SHARD_VERSION, "key": key, "tokenizer": tokenizer.name,
              "vocab_size": tokenizer.vocab_size, "eot": eot, "splits": {}, "sources": sources or {}}
@@ -116,7 +116,7 @@ def write_shards(
             buffer, buffered = [], 0
 
         batch = 256
-        for start in tqdm(range(0, len(docs), batch), desc=f"tokenize {split}", disable=not progress):
+        for start in progress_bar(range(0, len(docs), batch), desc=f"tokenize {split}", disable=not progress):
             for ids in tokenizer.encode_batch(docs[start : start + batch], num_threads=2):
                 ids.append(eot)
                 array = np.asarray(ids, dtype=np.uint16)

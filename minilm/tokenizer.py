@@ -161,9 +161,9 @@ def train_bpe(
     heapq.heapify(heap)
 
     merges: list[tuple[int, int, int]] = []
-    from tqdm import tqdm  # text bar: readable in saved notebooks too
+    from .progress import progress_bar  # a text bar: readable in saved notebooks too
 
-    bar = tqdm(total=max(0, num_tokens - len(vocab)), desc="BPE merges", disable=not progress)
+    bar = progress_bar(total=max(0, num_tokens - len(vocab)), desc="BPE merges", disable=not progress)
     while len(vocab) < num_tokens and heap:
         neg_count, pair = heapq.heappop(heap)
         if pair_total.get(pair, 0) != -neg_count or neg_count == 0:

@@ -413,7 +413,8 @@ def train(model, train_tokens: np.ndarray, cfg: TrainConfig, val_tokens: np.ndar
     from contextlib import nullcontext
 
     import torch.distributed as dist
-    from tqdm import tqdm
+
+    from .progress import progress_bar
 
     check_rows(train_tokens, cfg.seq_len, train_mask)
     if val_tokens is not None:
@@ -457,10 +458,10 @@ def train(model, train_tokens: np.ndarray, cfg: TrainConfig, val_tokens: np.ndar
     seconds_before, tokens_before = result.seconds, result.tokens
     end_step = min(stop_at or cfg.steps, cfg.steps)
     timed = cfg.max_seconds > 0
-    bar = tqdm(range(start_step, end_step), desc="train", initial=start_step, total=None if timed else cfg.steps,
-               disable=not progress)
+    # Counted by hand (not by iterating the bar) so that the step the loop breaks at is counted too.
+    bar = progress_bar(desc="train", initial=start_step, total=None if timed else cfg.steps, disable=not progress)
     planned_steps = cfg.steps  # with a time budget, re-projected from the pace after every step
-    for step in bar:
+    for step in range(start_step, end_step):
         lr = lr_at(step, planned_steps, cfg.warmup_steps, cfg.lr, cfg.schedule, cfg.min_lr_ratio, cfg.decay_fraction)
         for group in optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
@@ -518,8 +519,10 @@ def train(model, train_tokens: np.ndarray, cfg: TrainConfig, val_tokens: np.ndar
         if checkpoint is not None and rank == 0 and (stopping or (cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0)):
             save_checkpoint(checkpoint, model, optimizer, step + 1, cfg, result.history,
                             seconds_before + time.perf_counter() - started, result.tokens)
+        bar.update()
         if last:
             break
+    bar.close()
     if device_type == "cuda":
         torch.cuda.synchronize(device)
     result.seconds = seconds_before + time.perf_counter() - started
