@@ -28,8 +28,9 @@ import hashlib
 import heapq
 import json
 import os
+import unicodedata
 from collections import Counter, defaultdict
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -542,6 +543,69 @@ def gpt2_encoding():
     except Exception as err:  # offline: tiktoken fetches the rank file on first use
         print(f"GPT-2's ranks are not available offline ({type(err).__name__}); skipping GPT-2.")
         return None
+
+
+# ----------------------------------------------------------------------------------------------
+# Unicode tables: the two encoders run two regex engines, each with its own idea of what a letter is
+
+UNICODE_ENGINES = ("unicodedata", "regex", "tiktoken")
+# One letter first assigned in each Unicode version (checked against unicodedata2's tables 15.0-18.0):
+# Kawi, CJK Extension I, Todhri, CJK Extension J, Small Seal.
+UNICODE_SENTINELS = (("15.0", "\U00011F04"), ("15.1", "\U0002EBF0"), ("16.0", "\U000105C0"),
+                     ("17.0", "\U000323B0"), ("18.0", "\U0003D000"))
+
+
+@cache
+def unassigned_code_points(engine: str) -> frozenset[str]:
+    """Every code point (surrogates aside) that one engine's Unicode tables leave unassigned (``Cn``).
+
+    ``engine`` is ``"unicodedata"`` (Python's own tables, which hypothesis draws from), ``"regex"``
+    (the ``regex`` package behind ``encode_python``) or ``"tiktoken"`` (the Rust engine behind
+    ``encode``). A code point assigned in a newer Unicode version is a letter to a new engine and
+    unassigned to an old one, so a pattern with ``\\p{L}`` cuts it differently: a tokenizer's output
+    depends on the tables of the engine that runs its pattern. About a second per engine, cached.
+
+    >>> "A" in unassigned_code_points("tiktoken"), "\\U0010FFFF" in unassigned_code_points("regex")
+    (False, True)
+    """
+    if engine not in UNICODE_ENGINES:
+        raise ValueError(f"unknown engine {engine!r}: choose one of {', '.join(UNICODE_ENGINES)}")
+    every = "".join(map(chr, (*range(0xD800), *range(0xE000, 0x110000))))
+    if engine == "unicodedata":
+        return frozenset(c for c in every if unicodedata.category(c) == "Cn")
+    if engine == "regex":
+        return frozenset(regex.findall(r"\p{Cn}", every))
+    import tiktoken
+
+    # tiktoken keeps only the text its pattern matches: with the pattern \p{Cn} and one token per
+    # byte, encoding every code point gives back exactly the ones its tables call unassigned.
+    probe = tiktoken.Encoding("unassigned-probe", pat_str=r"\p{Cn}",
+                              mergeable_ranks={bytes([b]): b for b in range(256)}, special_tokens={})
+    return frozenset(bytes(probe.encode_ordinary(every)).decode("utf-8"))
+
+
+def unicode_version(engine: str) -> str:
+    """The Unicode version of an engine's tables: Python's says it; for regex and tiktoken it is the
+    newest version whose sentinel letter (``UNICODE_SENTINELS``) the engine assigns.
+
+    >>> unicode_version("unicodedata") == unicodedata.unidata_version.rsplit(".", 1)[0]
+    True
+    """
+    if engine == "unicodedata":
+        return unicodedata.unidata_version.rsplit(".", 1)[0]
+    unassigned = unassigned_code_points(engine)
+    known = [version for version, letter in UNICODE_SENTINELS if letter not in unassigned]
+    return known[-1] if known else "14.0 or older"
+
+
+def assigned_in_every_engine(char: str) -> bool:
+    """True if Python's, regex's and tiktoken's tables all assign ``char``: the code points on which
+    ``encode`` and ``encode_python`` are certain to cut text the same way.
+
+    >>> assigned_in_every_engine("é"), assigned_in_every_engine("\\U0010FFFF")
+    (True, False)
+    """
+    return not any(char in unassigned_code_points(engine) for engine in UNICODE_ENGINES)
 
 
 def bytes_per_token(encode, texts: Iterable[str]) -> float:

@@ -9,11 +9,15 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 
-# In CI, hypothesis runs a fixed set of examples so a red build is reproducible; locally it explores.
-settings.register_profile("ci", derandomize=True, max_examples=150, deadline=None,
+# `make test` runs the same examples on every run, with or without CI=true, so a red example can be
+# reproduced: derandomized, and no example database (it would replay a machine's past failures).
+# `make fuzz` (MINILM_HYPOTHESIS_PROFILE=fuzz) explores: fresh random examples, many more of them,
+# failures saved to .hypothesis/ and replayed first on the next fuzz run.
+settings.register_profile("deterministic", derandomize=True, database=None, max_examples=150, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("dev", max_examples=150, deadline=None)
-settings.load_profile("ci" if os.environ.get("CI") else "dev")
+settings.register_profile("fuzz", max_examples=2000, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("MINILM_HYPOTHESIS_PROFILE", "deterministic"))
 
 
 @pytest.fixture(scope="session")

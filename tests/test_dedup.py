@@ -78,6 +78,7 @@ def test_shingles_edge_cases():
         shingles("a b", n=0)
 
 
+@pytest.mark.fuzz
 @given(st.text(max_size=80), st.integers(1, 4))
 def test_shingle_hashes_follow_the_shingles(text, n):
     # The numpy byte-level hashing must see exactly the words str.split() sees, in every script.

@@ -1,6 +1,7 @@
 """Byte-level BPE: training, the two encoders, GPT-4 equivalence, round trips, save/load."""
 
 import json
+import unicodedata
 from collections import Counter
 
 import pytest
@@ -14,8 +15,11 @@ from minilm.corpus import shakespeare_texts
 from minilm.tokenizer import (
     ENDOFTEXT,
     SPECIAL_TOKENS,
+    UNICODE_ENGINES,
+    UNICODE_SENTINELS,
     Tokenizer,
     TokenizerFileError,
+    assigned_in_every_engine,
     bpe_encode_piece,
     bytes_per_token,
     count_pretokens,
@@ -23,6 +27,8 @@ from minilm.tokenizer import (
     pair_counts,
     split_pattern,
     train_bpe,
+    unassigned_code_points,
+    unicode_version,
 )
 
 HARD_STRINGS = [
@@ -92,6 +98,7 @@ def test_vocab_size_counts_bytes_merges_and_specials(small_tokenizer):
     assert sorted(small_tokenizer.special_tokens.values()) == list(range(1024 - len(SPECIAL_TOKENS), 1024))
 
 
+@pytest.mark.fuzz
 @given(st.dictionaries(st.text(alphabet="abc", min_size=1, max_size=9), st.integers(1, 9), max_size=8))
 def test_tokens_always_have_distinct_bytes_and_contiguous_ids(words):
     # tiktoken needs one id per byte string; the trainer guarantees it on any corpus.
@@ -160,13 +167,26 @@ def test_encoders_agree_on_a_whole_held_out_play(small_tokenizer):
     assert small_tokenizer.decode(ids) == play
 
 
+# The two encoders run the same pattern in two regex engines (regex, tiktoken's Rust engine), each with
+# the Unicode tables of its release: they cut text the same way wherever both tables assign its code
+# points. Fuzzing draws from those (test_two_unicode_versions_two_tokenizations records the rest).
+SHARED_UNICODE = st.characters(exclude_categories=("Cs", "Cn")).filter(assigned_in_every_engine)
+
+
+@pytest.mark.fuzz
+@given(st.text(SHARED_UNICODE, max_size=200))
+def test_fuzz_encoders_agree(small_tokenizer, text):
+    assert small_tokenizer.encode(text) == small_tokenizer.encode_python(text)
+
+
+@pytest.mark.fuzz
 @given(st.text(max_size=200))
-def test_fuzz_encoders_agree_and_round_trip(small_tokenizer, text):
-    ids = small_tokenizer.encode(text)
-    assert ids == small_tokenizer.encode_python(text)
-    assert small_tokenizer.decode(ids) == text
+def test_fuzz_round_trip_on_any_text(small_tokenizer, text):
+    for encode in (small_tokenizer.encode, small_tokenizer.encode_python):
+        assert small_tokenizer.decode(encode(text)) == text
 
 
+@pytest.mark.fuzz
 @given(st.lists(st.sampled_from(["the", " the", "  ", "\n", "0", "12", "9999", "é", "🤗", "안녕", "'s", ENDOFTEXT, "\t"]),
                 max_size=40))
 def test_fuzz_token_soup(small_tokenizer, parts):
@@ -241,9 +261,47 @@ def test_pure_python_reproduces_tiktoken_cl100k_on_a_play(cl100k):
     assert cl100k.encode_python(play) == cl100k.tiktoken_encoding.encode_ordinary(play)
 
 
-@given(st.text(max_size=80))
+@pytest.mark.fuzz
+@given(st.text(SHARED_UNICODE, max_size=80))
 def test_fuzz_pure_python_reproduces_tiktoken_cl100k(cl100k, text):
     assert cl100k.encode_python(text) == cl100k.tiktoken_encoding.encode_ordinary(text)
+
+
+# U+3D000 SMALL SEAL CHARACTER-3D000 was assigned in Unicode 18.0: a letter (\p{L}) to an engine with
+# 18.0 tables, unassigned to an older one. GPT-4's pattern then cuts "\U0003D000:A" in two ways.
+SMALL_SEAL = "\U0003D000"
+CUT_AS_LETTER = (["\U0003D000", ":A"], [172, 121, 222, 222, 56748])  # the letter alone, then ":A"
+CUT_AS_SYMBOL = (["\U0003D000:", "A"], [172, 121, 222, 222, 25, 32])  # a run of symbols ending in ':'
+
+
+def test_two_unicode_versions_two_tokenizations(cl100k):
+    text = SMALL_SEAL + ":A"
+    regex_knows_it = unicode_version("regex") not in ("14.0 or older", "15.0", "15.1", "16.0", "17.0")
+    tiktoken_knows_it = SMALL_SEAL not in unassigned_code_points("tiktoken")
+    assert regex_knows_it == (SMALL_SEAL not in unassigned_code_points("regex"))
+    pieces, ids = CUT_AS_LETTER if regex_knows_it else CUT_AS_SYMBOL
+    assert regex.findall(cl100k.pattern, text) == pieces
+    assert cl100k.encode_python(text) == ids
+    assert cl100k.tiktoken_encoding.encode_ordinary(text) == (CUT_AS_LETTER if tiktoken_knows_it else CUT_AS_SYMBOL)[1]
+    assert (cl100k.encode_python(text) == cl100k.tiktoken_encoding.encode_ordinary(text)) == (
+        regex_knows_it == tiktoken_knows_it)
+    for ids in (cl100k.encode_python(text), cl100k.tiktoken_encoding.encode_ordinary(text)):
+        assert cl100k.decode(ids) == text  # either cut still spells the text
+
+
+@pytest.mark.parametrize("version, letter", UNICODE_SENTINELS)
+def test_unicode_version_is_read_off_the_sentinel_letters(version, letter):
+    for engine in UNICODE_ENGINES:
+        known = unicode_version(engine)
+        newer = known == "14.0 or older" or tuple(map(int, version.split("."))) > tuple(map(int, known.split(".")))
+        assert (letter in unassigned_code_points(engine)) == newer, (engine, known)
+    assert unicodedata.category(letter) == ("Cn" if letter in unassigned_code_points("unicodedata") else "Lo")
+
+
+def test_unassigned_code_points_checks_its_engine():
+    with pytest.raises(ValueError, match="unknown engine 'pcre': choose one of unicodedata, regex, tiktoken"):
+        unassigned_code_points("pcre")
+    assert not assigned_in_every_engine("\U0010FFFF") and assigned_in_every_engine("안")
 
 
 def test_reference_tokenizers_cannot_be_saved(cl100k, tmp_path):
