@@ -25,7 +25,7 @@ CUDA_ONLY := cuda-bindings cuda-pathfinder cuda-toolkit triton nvidia-cublas nvi
 	nvidia-nvshmem-cu13 nvidia-nvtx
 LOCK_ARGS ?=
 TEST_PATHS := minilm tests exercises/tests notebooks
-TEST_FLAGS := --doctest-modules --nbval-lax --nbval-current-env --nbval-cell-timeout=300 -p no:cacheprovider
+TEST_FLAGS := --doctest-modules --nbval-lax --nbval-current-env --nbval-cell-timeout=300 -p no:cacheprovider --durations=12
 TEST_ENV   := MINILM_BUDGET=smoke MINILM_EXERCISES=solutions
 
 .PHONY: setup pipeline test fuzz lab check notebooks lock test-latest clean

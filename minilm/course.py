@@ -12,7 +12,7 @@ checkout's ``notebooks/`` folder, so the map updates itself as chapters are adde
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -163,11 +163,13 @@ CHAPTERS: tuple[Chapter, ...] = (
             "a report of every stage"),
 )
 
-# What each budget is for and how long it takes (COURSE.md, section 6); the sizes live in minilm.config.
+# What each budget is for and how long it takes, as measured on the reference machine (2 CPU cores):
+# nbval at smoke, the notebooks' own run times and the pipeline's stage times at laptop (README).
 BUDGET_GUIDE = {
-    "smoke": ("CI, a quick check", "≤ 90 s on 2 CPU cores", "≤ 10 min"),
-    "laptop": ("students on a CPU (default)", "a few minutes", "≤ 45 min on 2 cores"),
-    "gpu": ("one GPU; torchrun for several", "as needed", "hours"),
+    "smoke": ("CI, a quick check", "≤ 90 s on 2 CPU cores", "about a minute"),
+    "laptop": ("students on a CPU (default)", "7 s to 4 min once the stages are built; the first open of "
+               "04, 07 or 08 trains its stage (16-25 min)", "about 41 min on 2 cores"),
+    "gpu": ("one GPU; torchrun for several", "not measured yet", "not measured yet"),
 }
 
 
@@ -213,43 +215,45 @@ def chapters_table(notebooks_dir: Path | str | None = None, links: bool = True) 
     return markdown_table(["#", "chapter", "phase", "builds", "measures", "status"], rows)
 
 
-def _flatten(prefix: str, value) -> list[tuple[str, object]]:
-    if is_dataclass(value):
-        items = []
-        for f in fields(value):
-            items += _flatten(f"{prefix}.{f.name}" if prefix else f.name, getattr(value, f.name))
-        return items
-    return [(prefix, value)]
+def _tokens(steps: int, batch_size: int, seq_len: int) -> str:
+    """
+    >>> _tokens(4000, 32, 64)
+    '4,000 steps x 32 x 64 tokens (8.2M tokens)'
+    """
+    total = steps * batch_size * seq_len
+    size = f"{total / 1e3:.0f}k" if total < 1e6 else f"{total / 1e6:.1f}M" if total < 1e7 else f"{total / 1e6:,.0f}M"
+    return f"{steps:,} steps x {batch_size} x {seq_len} tokens ({size} tokens)"
+
+
+# The few settings per stage that say how big a budget is; every setting is in minilm.config.BUDGETS.
+BUDGET_ROWS = (
+    ("corpus", "Shakespeare", lambda b: "all the training plays" if b.corpus_chars == 0
+     else f"the first {b.corpus_chars:,} characters"),
+    ("tokenizer", "vocabulary", lambda b: f"{b.tokenizer.vocab_size:,}"),
+    ("world", "people (held out)", lambda b: f"{b.world.people:,} ({b.world.heldout_people:,})"),
+    ("data", "pretraining mix", lambda b: f"{b.data.total_chars / 1e6:g}M characters"),
+    ("pretrain", "model", lambda b: f"depth {b.pretrain.depth}, width {64 * b.pretrain.depth}"),
+    ("pretrain", "training", lambda b: _tokens(b.pretrain.steps, b.pretrain.batch_size, b.pretrain.seq_len)),
+    ("midtrain", "training", lambda b: f"{b.midtrain.steps:,} steps x {b.midtrain.batch_size} rows "
+     f"({b.midtrain.optimizer})"),
+    ("sft", "conversations", lambda b: f"{sum(n for _, n in b.sft.mix):,}"),
+    ("sft", "training", lambda b: f"{b.sft.steps:,} steps x {b.sft.batch_size} rows"),
+)
 
 
 def budgets_table(budgets: dict | None = None) -> str:
-    """The budgets side by side as markdown: what each is for, then every setting in minilm.config.
+    """The budgets side by side as markdown: what each is for, how long it takes, then a few rows per
+    stage saying how big it is (``BUDGET_ROWS``; every setting is in ``minilm.config.BUDGETS``).
 
-    Rows come from the Budget dataclass itself, so settings added by later chapters show up here.
-
-    >>> "tokenizer.vocab_size" in budgets_table()
-    True
+    >>> print(budgets_table().splitlines()[-1])
+    | sft | training | 12 steps x 8 rows | 300 steps x 32 rows | 1,000 steps x 64 rows |
     """
     budgets = budgets if budgets is not None else BUDGETS
     names = list(budgets)
-    rows = [[label] + [BUDGET_GUIDE.get(n, ("",) * 3)[i] for n in names]
+    rows = [["", label] + [BUDGET_GUIDE.get(n, ("",) * 3)[i] for n in names]
             for i, label in enumerate(("who", "each notebook", "whole pipeline"))]
-    columns = [dict(_flatten("", budgets[n])) for n in names]
-    for key in columns[0]:
-        if key == "name":
-            continue
-        values = []
-        for col in columns:
-            value = col.get(key, "")
-            if key == "corpus_chars" and value == 0:
-                value = "all"
-            elif isinstance(value, tuple):
-                value = ", ".join(map(str, value))
-            elif isinstance(value, int) and not isinstance(value, bool) and value >= 10_000:
-                value = f"{value:,}"
-            values.append(value)
-        rows.append([key] + values)
-    return markdown_table(["", *names], rows)
+    rows += [[stage, label] + [describe(budgets[n]) for n in names] for stage, label, describe in BUDGET_ROWS]
+    return markdown_table(["stage", "", *names], rows)
 
 
 def _box(ax, x, y, w, h, ch: Chapter, available: bool, lines: Sequence[tuple[str, dict]]):
@@ -347,5 +351,5 @@ def plot_lifecycle_map(ax=None, notebooks_dir: Path | str | None = None):
     return ax
 
 
-__all__ = ["BUDGET_GUIDE", "CHAPTERS", "Chapter", "PHASES", "budgets_table", "chapter", "chapters_table",
+__all__ = ["BUDGET_GUIDE", "BUDGET_ROWS", "CHAPTERS", "Chapter", "PHASES", "budgets_table", "chapter", "chapters_table",
            "default_notebooks_dir", "markdown_table", "plot_lifecycle_map"]

@@ -287,15 +287,55 @@ def machine_description() -> str:
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
+def _percent(value: float) -> str:
+    """
+    >>> _percent(0.995), _percent(1.0)
+    ('99.5%', '100%')
+    """
+    return "100%" if value == 1 else f"{value:.1%}"
+
+
+def _longest_sums(midtrain: dict) -> str:
+    digits = max(int(key.split("digit_")[0]) for key in midtrain if key.endswith("digit_addition_with_tool"))
+    return (f"{digits} digits: {_percent(midtrain[f'{digits}digit_addition_without_tool'])} / "
+            f"{_percent(midtrain[f'{digits}digit_addition_with_tool'])}")
+
+
+# The README's results: a few headline figures per stage (report.md and metrics.json hold every figure).
+HEADLINES = (
+    ("tokenizer", "bytes per token, held-out plays: ours / GPT-4",
+     lambda m: f"{m['val_bytes_per_token']} / {m['val_bytes_per_token_GPT-4 (cl100k_base)']}"),
+    ("data", "training tokens", lambda m: f"{m['train_tokens']:,}"),
+    ("pretrain", "parameters; training time", lambda m: f"{m['params']:,}; {m['seconds']:,.0f} s "
+     f"at {m['tokens_per_s']:,.0f} tokens/s"),
+    ("pretrain", "validation bits per byte", lambda m: f"{m['val_bpb']}"),
+    ("pretrain", "facts of seen / held-out people", lambda m: f"{_percent(m['facts_seen'])} / "
+     f"{_percent(m['facts_heldout'])}"),
+    ("pretrain", "held-out 2-digit sums", lambda m: _percent(m["addition_2digit"])),
+    ("midtrain", "longest sums probed: direct / with the calculator", lambda m: _longest_sums(m)),
+    ("sft", "chat format followed, before / after SFT", lambda m: f"{_percent(m['format_before'])} / "
+     f"{_percent(m['format_after'])}"),
+    ("sft", "facts; sums; letters (after SFT)", lambda m: f"{_percent(m['facts_after'])}; "
+     f"{_percent(m['arithmetic_after'])}; {_percent(m['letters_after'])}"),
+    ("sft", "hallucinations on unknown people (lower is better)", lambda m: _percent(m["hallucination_after"])),
+    ("sft", "names itself minilm", lambda m: _percent(m["identity_after"])),
+)
+
+
 def results_markdown(metrics: dict) -> str:
-    """The README's results table, from a pipeline run's metrics.json."""
-    rows = []
-    for stage, figures in metrics.items():
-        if isinstance(figures, dict) and stage != "seconds_per_stage":
-            rows += [(stage, key.replace("_", " "), value) for key, value in figures.items()]
-    rows += [("time", f"{stage} stage (s)", seconds) for stage, seconds in metrics["seconds_per_stage"].items()]
+    """The README's results table: the headline figures of a pipeline run's metrics.json, one row each
+    (rows of stages the run did not have are left out).
+
+    >>> print(results_markdown({"budget": "smoke", "machine": "a laptop", "data": {"train_tokens": 12345}}))
+    Produced by `minilm pipeline --readme` at the **smoke** budget on a laptop (every figure: report.md).
+    <BLANKLINE>
+    | stage | measure | value |
+    |---|---|---|
+    | data | training tokens | 12,345 |
+    """
+    rows = [(stage, measure, figure(metrics[stage])) for stage, measure, figure in HEADLINES if stage in metrics]
     return (f"Produced by `minilm pipeline --readme` at the **{metrics['budget']}** budget on "
-            f"{metrics['machine']}.\n\n" + _table(rows, ("stage", "measure", "value")))
+            f"{metrics['machine']} (every figure: report.md).\n\n" + _table(rows, ("stage", "measure", "value")))
 
 
 def update_readme(readme: Path, metrics: dict) -> None:

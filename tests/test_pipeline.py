@@ -6,7 +6,7 @@ import pytest
 
 from minilm.artifacts import tokenizer_artifact, tokenizer_path
 from minilm.config import get_budget
-from minilm.pipeline import run_pipeline
+from minilm.pipeline import HEADLINES, results_markdown, run_pipeline
 from minilm.tokenizer import Tokenizer
 from minilm.train import TrainConfig
 
@@ -24,6 +24,9 @@ def test_pipeline_writes_report_metrics_and_figure(isolated_runs, tmp_path):
     assert 2.0 < metrics["tokenizer"]["val_bytes_per_token"]
     assert metrics["tokenizer"]["val_bytes_per_token_GPT-4 (cl100k_base)"] > 3.0
     assert metrics["corpus"]["val_documents"] > 0
+    # the README's headline table reads every figure it names from a whole run's metrics
+    table = results_markdown(metrics).splitlines()
+    assert len(table) == 4 + len(HEADLINES) and "| pretrain | validation bits per byte |" in "\n".join(table)
 
 
 def test_artifact_is_built_once_then_loaded(isolated_runs):
@@ -45,14 +48,18 @@ def test_artifact_key_changes_with_config():
 def test_readme_results_table_comes_from_the_run(isolated_runs, tmp_path):
     from minilm.pipeline import README_END, README_START, update_readme
 
-    report = run_pipeline(get_budget("smoke"), tmp_path / "run", stages=["corpus"])
+    report = run_pipeline(get_budget("smoke"), tmp_path / "run", stages=["corpus", "tokenizer", "data"])
     metrics = json.loads((report.parent / "metrics.json").read_text())
     readme = tmp_path / "README.md"
     readme.write_text(f"# title\n{README_START}\nold\n{README_END}\nafter\n")
     update_readme(readme, metrics)
     text = readme.read_text()
     assert "old" not in text and text.endswith("after\n") and "**smoke** budget" in text
-    assert f"| corpus | val documents | {metrics['corpus']['val_documents']} |" in text
+    assert f"| data | training tokens | {metrics['data']['train_tokens']:,} |" in text
+    tokenizer = metrics["tokenizer"]
+    assert (f"| tokenizer | bytes per token, held-out plays: ours / GPT-4 | {tokenizer['val_bytes_per_token']} / "
+            f"{tokenizer['val_bytes_per_token_GPT-4 (cl100k_base)']} |") in text
+    assert "| pretrain |" not in text  # a stage the run did not have has no row
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="no <!-- results:start -->"):
         update_readme(readme, metrics)
