@@ -523,8 +523,11 @@ def test_ctrl_c_is_one_line_saying_how_to_go_on(tmp_path):
     import time
 
     env = {**os.environ, "MINILM_RUNS": str(tmp_path), "MINILM_BUDGET": "smoke"}
+    # A suite started in the background of a script inherits SIGINT ignored, and Python keeps it so:
+    # the child gets the default action back, as a command typed in a terminal has.
     process = subprocess.Popen([sys.executable, "-m", "minilm", "bench", "pretrain", "--config", "baby",
-                                "--seconds", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                                "--seconds", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(4)  # past start-up, into the run
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
