@@ -8,6 +8,7 @@ import numpy as np
 
 from .config import check_count
 from .corpus import load_shakespeare
+from .timing import cache_timings, decode_step_seconds, generation_seconds, with_context
 from .tokenizer import Tokenizer, bytes_per_token
 
 
@@ -363,93 +364,6 @@ def attention_kernels(model, seq_len: int, device: str) -> list[str]:
     with torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda"), DispatchedOps() as ops:
         model(x, x)
     return sorted(name for name in ops.names if name.startswith("aten::_scaled_dot_product"))
-
-
-def generation_seconds(model, prompts: list[list[int]], new_tokens: int, use_cache: bool = True,
-                       repeats: int = 3) -> float:
-    """Seconds to generate ``new_tokens`` greedy tokens for each prompt: the best of ``repeats`` runs
-    after a short warm-up (the machine's other load only ever adds time)."""
-    import torch
-
-    from .generate import generate
-
-    if new_tokens < 1 or repeats < 1:
-        raise ValueError(f"new_tokens={new_tokens} and repeats={repeats} must be >= 1")
-    best = float("inf")
-    with torch.no_grad():
-        generate(model, prompts, min(2, new_tokens), use_cache=use_cache)  # first-call allocations
-        for _ in range(repeats):
-            start = time.perf_counter()
-            out = generate(model, prompts, new_tokens, use_cache=use_cache)
-            best = min(best, time.perf_counter() - start)
-    if any(len(row) != new_tokens for row in out):
-        raise RuntimeError(f"generation stopped early: {[len(row) for row in out]} tokens of {new_tokens}")
-    return best
-
-
-def cache_timings(model, prompts: list[list[int]], new_tokens: int, repeats: int = 3) -> tuple[float, float]:
-    """Seconds to generate without and with the KV cache, ``(uncached, cached)``, each the best of
-    ``repeats`` runs. The runs alternate (uncached, cached, uncached, ...) so that a change in the
-    machine's speed during the measurement weighs on both sides of the ratio alike."""
-    uncached = cached = float("inf")
-    for _ in range(repeats):
-        uncached = min(uncached, generation_seconds(model, prompts, new_tokens, use_cache=False, repeats=1))
-        cached = min(cached, generation_seconds(model, prompts, new_tokens, repeats=1))
-    return uncached, cached
-
-
-def decode_step_seconds(model, prompt_tokens: int = 8, steps: int = 256, repeats: int = 5) -> tuple[float, float]:
-    """Seconds per cached decode step at batch 1 through ``model.forward`` and through the engine's
-    flat :class:`minilm.decode_step.DecodeStep`, ``(forward, flat)``: the median of ``repeats`` runs of
-    ``steps`` steps each, the two kinds interleaved so that the machine's slow spells hit both.
-
-    Both write the same cache slots (positions ``prompt_tokens`` onwards), which a timing allows.
-    """
-    import statistics
-
-    import torch
-
-    from .decode_step import DecodeStep
-    from .model import KVCache
-
-    if min(prompt_tokens, steps, repeats) < 1 or prompt_tokens + steps > model.config.block_size:
-        raise ValueError(f"prompt_tokens={prompt_tokens} + steps={steps} must fit block_size="
-                         f"{model.config.block_size}, and repeats={repeats} must be >= 1")
-    device = next(model.parameters()).device
-    flat = DecodeStep(model)
-    cache = KVCache(model.config, 1, prompt_tokens + steps, device=device, dtype=next(model.parameters()).dtype)
-    prompt = torch.arange(prompt_tokens, device=device)[None] % model.config.vocab_size
-    token = prompt[:, -1:]
-    runs = {"forward": lambda p: model(token, cache=cache, start=p, last_only=True), "flat": lambda p: flat(token, cache, p)}
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    with torch.inference_mode():
-        model(prompt, cache=cache, start=0)
-        for _ in range(repeats):
-            for name, run in runs.items():
-                begin = time.perf_counter()
-                for position in range(prompt_tokens, prompt_tokens + steps):
-                    run(position)
-                times[name].append((time.perf_counter() - begin) / steps)
-    return statistics.median(times["forward"]), statistics.median(times["flat"])
-
-
-def with_context(model, block_size: int):
-    """The same weights in a model whose RoPE tables reach ``block_size`` positions (timing only).
-
-    Rotary positions are computed, not learned, so a model trained on short windows runs on longer
-    ones: the work per token is that of a real model of this context, though the text it writes past
-    its training context is out of distribution. Learned position tables cannot be extended.
-    """
-    from .model import GPT
-
-    if block_size <= model.config.block_size:
-        return model
-    if model.config.position != "rope":
-        raise ValueError(f"position={model.config.position!r}: only RoPE models run past block_size="
-                         f"{model.config.block_size}")
-    longer = GPT(model.config.with_overrides(block_size=block_size))
-    longer.load_state_dict(model.state_dict())  # the RoPE tables are buffers that are not saved
-    return longer.to(next(model.parameters()).device).eval()
 
 
 def bench_generate(budget: str | None = None, new_tokens: int = 512, batch_size: int = 32, prompt_tokens: int = 8,

@@ -37,6 +37,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .timing import generation_seconds
+
+
 QMAX = 127  # symmetric range -127..127: -128 is not used, so q and -q are both representable
 
 
@@ -302,7 +305,6 @@ def quantization_report(model: nn.Module, val_tokens: np.ndarray, byte_lengths: 
     PyTorch's dynamic quantization runs on CPU only; where it is unavailable or fails, its row says
     why in ``note`` and its figures are None.
     """
-    from .bench import generation_seconds
     from .train import evaluate
 
     if len(val_tokens) < 2:

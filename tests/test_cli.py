@@ -349,14 +349,14 @@ def test_bench_generate_measures_cache_batching_and_int8(tiny_generation_bench):
 
 
 def test_cache_timings_alternate_the_two_paths_and_keep_the_best(monkeypatch):
-    from minilm import bench
+    from minilm import timing
 
     calls, times = [], iter([9.0, 2.0, 7.0, 3.0, 8.0, 1.5])
     def fake_seconds(model, prompts, new_tokens, use_cache=True, repeats=3):
         calls.append(use_cache)
         return next(times)
-    monkeypatch.setattr(bench, "generation_seconds", fake_seconds)
-    assert bench.cache_timings(None, [[1]], 5, repeats=3) == (7.0, 1.5)
+    monkeypatch.setattr(timing, "generation_seconds", fake_seconds)
+    assert timing.cache_timings(None, [[1]], 5, repeats=3) == (7.0, 1.5)
     assert calls == [False, True] * 3  # a slow spell of the machine hits both sides alike
 
 
@@ -404,7 +404,8 @@ def test_counts_on_the_command_line_are_checked_before_anything_runs(capsys, arg
 
 def test_only_rope_models_are_timed_past_their_context(tiny_generation_bench, monkeypatch):
     from minilm import artifacts
-    from minilm.bench import bench_generate, with_context
+    from minilm.bench import bench_generate
+    from minilm.timing import with_context
     from minilm.model import GPT, GPTConfig
 
     learned = GPT(GPTConfig.gpt2(vocab_size=64, n_layer=1, n_embd=16, n_head=2, block_size=16)).eval()

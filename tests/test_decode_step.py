@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import minilm.generate as generate_module
-from minilm.bench import decode_step_seconds
+from minilm.timing import decode_step_seconds
 from minilm.decode_step import DecodeStep, applies_to
 from minilm.generate import generate
 from minilm.midtrain import ToolMaskedGPT
