@@ -531,6 +531,13 @@ def test_ctrl_c_is_one_line_saying_how_to_go_on(tmp_path):
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(4)  # past start-up, into the run
     process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=60)
+    try:
+        _, err = process.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        # Start-up was slow and the signal landed in an import lock's weakref callback, where Python
+        # drops it ("Exception ignored in: ... _get_module_lock"): a user presses Ctrl-C again.
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+        err = err.split("KeyboardInterrupt: \n", 1)[-1]
     assert process.returncode == 130
     assert err.strip() == "minilm: interrupted; the same command run again continues a training stage from its last checkpoint"
