@@ -388,7 +388,7 @@ def bench_generate(budget: str | None = None, new_tokens: int = 512, batch_size:
     """
     import torch
 
-    from .artifacts import base_model_artifact
+    from . import pretrain
     from .config import get_budget
     from .device import best_device, device_name
     from .pretrain import load_tokens
@@ -400,7 +400,7 @@ def bench_generate(budget: str | None = None, new_tokens: int = 512, batch_size:
         check_count(name, value)
     budget = get_budget(budget)
     device = device or best_device()
-    model, tokenizer, _ = base_model_artifact(budget, progress=False)
+    model, tokenizer, _ = pretrain.artifact(budget, progress=False)
     model = model.to(device).eval()
     _, val_tokens, _ = load_tokens(budget, progress=False)
     block = model.config.block_size

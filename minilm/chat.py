@@ -35,10 +35,10 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterator, TextIO
 
 from .chat_template import render_conversation
+from .checkpoint import check_same_vocabulary
 from .config import check_count
 from .generate import CalculatorTool, TextDecoder, check_sampling, generate_tokens
 from .tokenizer import CALC_END, CALC_START, ENDOFTEXT, IM_END, RESULT_END, RESULT_START
@@ -162,8 +162,6 @@ class Chat:
         if max_new_tokens is None:
             max_new_tokens = default_max_new_tokens(block)
         check_count("max_new_tokens", max_new_tokens)
-        from .artifacts import check_same_vocabulary
-
         check_same_vocabulary(model, tokenizer)
         if system is not None and not system.strip():
             raise ValueError("system='' is empty: give a system message or None")
@@ -251,27 +249,6 @@ def describe_reply(reply: Reply, max_new_tokens: int, block_size: int) -> list[s
 
 # ----------------------------------------------------------------------------------------------
 # The terminal and the notebook
-
-
-def load_chat_model(budget=None, checkpoint: str | Path | None = None):
-    """``(model, tokenizer, path)`` to chat with: the budget's SFT model, or any ``checkpoint``
-    with the budget's tokenizer. Nothing is trained here: a missing SFT model is a
-    FileNotFoundError that names the command that builds it.
-    """
-    from .artifacts import load_model_with_tokenizer, sft_artifact, sft_model_path
-    from .config import Budget, get_budget
-
-    budget = budget if isinstance(budget, Budget) else get_budget(budget)
-    if checkpoint is None:
-        path = sft_model_path(budget)
-        if not (path.exists() and path.with_suffix(".json").exists()):
-            raise FileNotFoundError(f"no SFT model for the {budget.name} budget at {path}: "
-                                    f"build it with `minilm --budget {budget.name} sft`")
-        model, tokenizer, _ = sft_artifact(budget, progress=False)
-    else:
-        path = Path(checkpoint)
-        model, tokenizer = load_model_with_tokenizer(path, budget)
-    return model, tokenizer, path
 
 
 HELP = "/reset starts a new conversation, /quit (or Ctrl-D, Ctrl-C) ends"

@@ -40,7 +40,7 @@ def _cmd_env(args) -> None:
 def _cmd_tokenizer_train(args) -> None:
     import hashlib
 
-    from .artifacts import tokenizer_path, tokenizer_training_texts
+    from . import tokenizer_stage
     from .config import runs_dir
     from .tokenizer import Tokenizer
 
@@ -63,7 +63,7 @@ def _cmd_tokenizer_train(args) -> None:
         digest = hashlib.sha256("\0".join(texts).encode()).hexdigest()[:10]
         default_out = runs_dir() / "tokenizers" / f"tokenizer-{config.vocab_size}-{config.digit_group}-{digest}.json"
     else:  # the budget's tokenizer, trained on what the pipeline trains it on
-        texts, default_out = tokenizer_training_texts(budget), tokenizer_path(budget)
+        texts, default_out = tokenizer_stage.training_texts(budget), tokenizer_stage.path(budget)
     out = Path(args.out) if args.out else default_out
     if out.is_dir():
         raise IsADirectoryError(f"--out {out} is a folder: give the tokenizer file's path (e.g. {out / 'tokenizer.json'})")
@@ -75,18 +75,18 @@ def _cmd_tokenizer_train(args) -> None:
 
 
 def _cmd_tokenizer_encode(args) -> None:
-    from .artifacts import tokenizer_artifact
+    from . import tokenizer_stage
     from .tokenizer import Tokenizer
 
-    tokenizer = Tokenizer.load(args.tokenizer) if args.tokenizer is not None else tokenizer_artifact(args.budget)
+    tokenizer = Tokenizer.load(args.tokenizer) if args.tokenizer is not None else tokenizer_stage.artifact(args.budget)
     ids = tokenizer.encode(args.text)
     print(json.dumps({"ids": ids, "tokens": tokenizer.token_strings(ids), "count": len(ids)}, ensure_ascii=False))
 
 
 def _cmd_data_build(args) -> None:
-    from .data import build_data
+    from . import data_stage
 
-    report = build_data(get_budget(args.budget), progress=True)
+    report = data_stage.artifact(get_budget(args.budget), progress=True)
     for row in report["steps"]:
         print(f"{row['step']:<36} {row['docs_in']:>7} -> {row['docs_out']:>7} docs  {row['seconds']:>6.1f} s")
     for source, m in report["mixture"].items():
@@ -148,16 +148,15 @@ def _cmd_bench(args) -> None:
 
 
 def _cmd_pretrain(args) -> None:
-    from .artifacts import base_model_artifact, base_model_path
-    from .pretrain import summary_rows
+    from . import pretrain
 
     budget = _budget_with_pretrain_overrides(args)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, process 0 speaks
-        print(f"base model: {base_model_path(budget)}")
-    _, _, summary = base_model_artifact(budget, device=args.device)
+        print(f"base model: {pretrain.path(budget)}")
+    _, _, summary = pretrain.artifact(budget, device=args.device)
     if summary is None:  # not process 0 of a torchrun launch: process 0 prints the summary
         return
-    rows = summary_rows(summary)
+    rows = pretrain.summary_rows(summary)
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:>{width}}: {value}")
@@ -174,7 +173,7 @@ def _budget_with_pretrain_overrides(args):
 def _cmd_midtrain(args) -> None:
     from dataclasses import replace
 
-    from .artifacts import midtrain_artifact, midtrain_model_path
+    from . import midtrain
     from .course import markdown_table
     from .midtrain import COMPARISON_COLUMNS, TOOL_COLUMNS, comparison_rows, tool_example, tool_rows
 
@@ -184,8 +183,8 @@ def _cmd_midtrain(args) -> None:
         changes["warmup_steps"] = min(budget.midtrain.warmup_steps, args.steps - 1)
     if changes:
         budget = budget.with_overrides(midtrain=replace(budget.midtrain, **changes))
-    print(f"mid-trained model: {midtrain_model_path(budget)}")
-    _, _, summary = midtrain_artifact(budget, device=args.device)
+    print(f"mid-trained model: {midtrain.path(budget)}")
+    _, _, summary = midtrain.artifact(budget, device=args.device)
     print(markdown_table(COMPARISON_COLUMNS, comparison_rows(summary)))
     print()
     print(markdown_table(TOOL_COLUMNS, tool_rows(summary)))
@@ -197,7 +196,7 @@ def _cmd_midtrain(args) -> None:
 def _cmd_sft(args) -> None:
     from dataclasses import replace
 
-    from .artifacts import sft_artifact, sft_model_path
+    from . import sft
     from .course import markdown_table
     from .eval import format_eval_table
     from .sft import DATA_COLUMNS, data_rows
@@ -213,8 +212,8 @@ def _cmd_sft(args) -> None:
         raise ValueError("--chat-limit needs --chat-data (a data set name, folder or JSON file)")
     if changes:
         budget = budget.with_overrides(sft=replace(budget.sft, **changes))
-    print(f"chat model: {sft_model_path(budget)}")
-    _, _, summary = sft_artifact(budget, device=args.device)
+    print(f"chat model: {sft.path(budget)}")
+    _, _, summary = sft.artifact(budget, device=args.device)
     print(markdown_table(DATA_COLUMNS, data_rows(summary)))
     data = summary["data"]
     print(f"\n{data['conversations']} conversations in {data['rows']} rows of {data['seq_len'] + 1} tokens "
@@ -227,7 +226,7 @@ def _cmd_sft(args) -> None:
 
 
 def _cmd_eval(args) -> None:
-    from .artifacts import base_model_artifact
+    from . import pretrain
     from .probes import probe_base_model
     from .world import World
 
@@ -239,14 +238,15 @@ def _cmd_eval(args) -> None:
                   if getattr(args, k) is not None]
     if chat_flags:
         raise ValueError(f"{', '.join(chat_flags)} belong to the chat eval: give a CHECKPOINT (minilm eval PATH.pt)")
-    model, tokenizer, _ = base_model_artifact(budget)
+    model, tokenizer, _ = pretrain.artifact(budget)
     probes = probe_base_model(model, tokenizer, World(budget.world), n=200 if args.n is None else args.n)
     print(json.dumps({name: {k: v for k, v in p.items() if k != "examples"} for name, p in probes.items()}))
 
 
 def _eval_checkpoint(args, budget) -> None:
     """`minilm eval CHECKPOINT`: the chat harness (minilm.eval) on a saved model; table and JSON."""
-    from .eval import eval_checkpoint, eval_path, format_eval_table
+    from .eval import format_eval_table
+    from .sft import eval_checkpoint, eval_path
 
     samples = 1 if args.samples is None else args.samples
     temperature = 0.0 if args.temperature is None else args.temperature
@@ -261,14 +261,14 @@ def _eval_checkpoint(args, budget) -> None:
 
 def _base_model(args, build: bool = True):
     """The budget's base model and tokenizer; with ``build=False`` a missing one is a clear error."""
-    from .artifacts import base_model_artifact, base_model_path
+    from . import pretrain
 
     budget = get_budget(args.budget)
-    path = base_model_path(budget)
+    path = pretrain.path(budget)
     if not build and not (path.exists() and path.with_suffix(".json").exists()):
         raise FileNotFoundError(f"no base model for the {budget.name} budget at {path}: "
                                 f"train it first with `minilm --budget {budget.name} pretrain`")
-    model, tokenizer, _ = base_model_artifact(budget)
+    model, tokenizer, _ = pretrain.artifact(budget)
     return model, tokenizer
 
 
@@ -298,7 +298,8 @@ def _cmd_generate(args) -> None:
 
 
 def _cmd_chat(args) -> None:
-    from .chat import Chat, chat_loop, default_max_new_tokens, load_chat_model
+    from .chat import Chat, chat_loop, default_max_new_tokens
+    from .sft import load_chat_model
     from .generate import check_sampling
 
     sampling = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .config import BUDGETS, repo_root
+from .tables import markdown_table
 
 # The lifecycle phases a chapter belongs to, in the order the map's legend lists them.
 PHASES = ("all phases", "pre-training", "inference-time", "post-training")
@@ -183,22 +184,6 @@ def chapter(number: int) -> Chapter:
         if ch.number == number:
             return ch
     raise KeyError(f"no chapter {number!r}: chapters are numbered 0 to {len(CHAPTERS) - 1}")
-
-
-def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A GitHub-flavoured markdown table ('|' inside cells is escaped).
-
-    >>> print(markdown_table(["a", "b"], [[1, "x|y"]]))
-    | a | b |
-    |---|---|
-    | 1 | x\\|y |
-    """
-    def cell(value) -> str:
-        return str(value).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def chapters_table(notebooks_dir: Path | str | None = None, links: bool = True) -> str:

@@ -8,14 +8,13 @@ world) work offline; Hugging Face data sets (TinyStories, FineWeb-edu, ...) load
 Which steps apply to which source matters: the tiny world is synthetic and trusted, and its
 biographies are paraphrases of each other *on purpose* (knowledge augmentation), so near-dedup and
 the natural-language quality heuristics run only on natural text (Shakespeare, web data), while
-exact dedup, cleaning and decontamination run on everything. ``build_data(budget)`` runs it all
-and writes the shards pretraining reads.
+exact dedup, cleaning and decontamination run on everything. The data stage
+(:func:`minilm.data_stage.artifact`) runs it all on the budget's sources and writes the shards
+pretraining reads.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import numbers
 import random
@@ -202,87 +201,6 @@ def process(dataset, eval_texts: list[str], log: StepLog | None = None, num_proc
     index = ContaminationIndex(eval_texts)
     dataset = _run(log, "decontaminate", lambda ds: decontaminate(ds, index, num_proc=num_proc), dataset)
     return dataset, log
-
-
-def data_key(budget: Budget) -> str:
-    """Everything the shards depend on, hashed: changing any of it builds new shards."""
-    from .artifacts import CORPUS_VERSION, tokenizer_path
-
-    parts = {"data": repr(budget.data), "world": repr(budget.world), "corpus_chars": budget.corpus_chars,
-             "corpus": CORPUS_VERSION, "tokenizer": tokenizer_path(budget).name, "pipeline": PIPELINE_VERSION}
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
-
-
-PIPELINE_VERSION = 1  # bump when a step changes what it keeps
-
-
-def build_data(budget: Budget | str | None = None, progress: bool = True, num_proc: int | None = None) -> dict:
-    """Build (or reuse) the budget's pretraining shards; returns the build report (also saved)."""
-    from .artifacts import artifact_dir, tokenizer_artifact
-    from .contamination import world_eval_texts
-    from .files import atomic_write_text, read_json
-    from .shards import is_complete, write_shards
-    from .world import World
-
-    budget = budget if isinstance(budget, Budget) else get_budget(budget)
-    key = data_key(budget)
-    out = artifact_dir(budget) / f"data-{key}"
-    report_path = out / "build_report.json"
-    if is_complete(out, key) and report_path.exists():
-        report = read_json(report_path)
-        # Where the shards are now: a runs folder copied or moved elsewhere must not read the old one.
-        report["directory"] = str(out)
-        return report
-
-    import datasets
-
-    raw = source_documents(budget)
-    eval_texts = world_eval_texts(World(budget.world))
-    log = StepLog()
-    processed = {}
-    bars_were_on = datasets.is_progress_bar_enabled()
-    datasets.disable_progress_bars()  # one bar per map/filter is noise; the tokenize bar remains
-    try:
-        for split, documents in raw.items():
-            dataset, _ = process(to_dataset(documents), eval_texts, log if split == "train" else StepLog(), num_proc)
-            by_source: dict[str, list[str]] = {}
-            for text, source in zip(dataset["text"], dataset["source"]):
-                by_source.setdefault(source, []).append(text)
-            processed[split] = by_source
-    finally:
-        if bars_were_on:
-            datasets.enable_progress_bars()
-
-    weights = budget.data.weights()
-    mixed, mix_stats = mix(processed["train"], weights, budget.data.total_chars, budget.data.seed)
-    tokenizer = tokenizer_artifact(budget, progress=progress)
-    val_docs = [t for docs in processed["val"].values() for t in docs]
-    write_shards({"train": [t for _, t in mixed], "val": val_docs}, tokenizer, out, key,
-                 shard_tokens=budget.data.shard_tokens, progress=progress)
-
-    from .shards import load_index
-
-    index = load_index(out)
-    token_counts = _tokens_per_source(mixed, tokenizer)
-    report = {
-        "budget": budget.name, "key": key, "directory": str(out),
-        "raw_documents": {split: {s: len(d) for s, d in docs.items()} for split, docs in raw.items()},
-        "steps": log.rows,
-        "mixture": {s: {**mix_stats[s], "weight": round(weights[s], 4), "tokens": token_counts.get(s, 0)} for s in weights},
-        "splits": {s: {"documents": v["documents"], "tokens": v["tokens"], "shards": len(v["shards"])}
-                   for s, v in index["splits"].items()},
-        "vocab_size": tokenizer.vocab_size,
-    }
-    atomic_write_text(report_path, json.dumps(report, indent=1))
-    return report
-
-
-def _tokens_per_source(mixed: list[tuple[str, str]], tokenizer) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    texts = [t for _, t in mixed]
-    for (source, _), ids in zip(mixed, tokenizer.encode_batch(texts, num_threads=2)):
-        counts[source] = counts.get(source, 0) + len(ids) + 1  # + the <|endoftext|> separator
-    return counts
 
 
 # ----------------------------------------------------------------------------------------------

@@ -9,12 +9,12 @@ Each case is a one-turn conversation, asked the way a chat model is asked::
 and the reply (generated in batches, greedy by default, until ``<|im_end|>``) is scored with the
 world's verifier (:func:`minilm.world.verify`). The categories:
 
-- ``facts``: an attribute of a person seen in pretraining but never in SFT data (:func:`people_split`).
+- ``facts``: an attribute of a person seen in pretraining but never in SFT data (:func:`minilm.world.people_split`).
 - ``unknown``: the same questions about a held-out person, never seen at all: the right answer is
   a refusal that names no value. A reply that names a value is a *hallucination*
   (``hallucination_rate``); a refusal on ``facts`` is a *false refusal* (``false_refusal_rate``).
 - ``arithmetic``: a held-out problem asked directly; ``arithmetic_worked``: the same problems with
-  :data:`WORKED_SUFFIX`, right only when the final ``Answer:`` is.
+  :data:`minilm.world.WORKED_SUFFIX`, right only when the final ``Answer:`` is.
 - ``letters``: letter counting and spelling of held-out words.
 - ``format`` (over every reply): the turn ended with ``<|im_end|>`` within ``max_new_tokens``, the
   reply is not empty and has the category's form (see :func:`well_formed`).
@@ -37,33 +37,14 @@ import random
 import re
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from .chat_template import render_conversation
+from .checkpoint import check_same_vocabulary
 from .config import check_count
-from .world import _REFUSAL_PATTERN, VALUES, Item, Person, verify
+from .tables import markdown_table
+from .world import _REFUSAL_PATTERN, VALUES, WORKED_SUFFIX, Item, people_split, verify
 
 CATEGORIES = ("facts", "unknown", "arithmetic", "arithmetic_worked", "letters")
-# The instruction that asks for worked steps. The SFT data (minilm.sft) asks its worked problems
-# with exactly this phrase, so the eval asks in the format the model was taught.
-WORKED_SUFFIX = " Show your steps."
-
-
-def people_split(world) -> dict[str, list[Person]]:
-    """Who the SFT data may talk about and who the eval asks about (disjoint halves).
-
-    ``sft_known`` / ``eval_known``: halves of the people seen in pretraining; ``sft_unknown`` /
-    ``eval_unknown``: halves of the held-out people. SFT teaches the *format* of answers and of
-    refusals on its halves; the eval then asks about people SFT never mentioned, so a right answer
-    shows knowledge from pretraining, not a memorised SFT reply.
-
-    >>> from minilm.world import World, WorldConfig
-    >>> split = people_split(World(WorldConfig(people=4, heldout_people=2)))
-    >>> {name: len(people) for name, people in split.items()}
-    {'sft_known': 2, 'eval_known': 2, 'sft_unknown': 1, 'eval_unknown': 1}
-    """
-    return {"sft_known": world.people[::2], "eval_known": world.people[1::2],
-            "sft_unknown": world.heldout_people[::2], "eval_unknown": world.heldout_people[1::2]}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -330,7 +311,6 @@ def run_eval(model, tokenizer, world, n: int = 50, samples: int = 1, temperature
     ``tools`` answers the model's calculator calls (:class:`minilm.generate.CalculatorTool`); the
     replies keep the calls, so a right number written by the calculator counts.
     """
-    from .artifacts import check_same_vocabulary
     from .tokenizer import CALC_START
 
     check_settings(n, samples, temperature, top_k, max_new_tokens)
@@ -423,47 +403,8 @@ def eval_rows(results: dict[str, dict]) -> list[list[str]]:
 
 def format_eval_table(results: dict[str, dict]) -> str:
     """The markdown table of :func:`eval_rows`, with the model names as column headers."""
-    from .course import markdown_table
-
     return markdown_table(["category", *results], eval_rows(results))
 
 
 # ----------------------------------------------------------------------------------------------
 # A checkpoint from the command line
-
-
-def eval_path(checkpoint: str | Path) -> Path:
-    """Where the results of a checkpoint are saved: next to it, ``<name>.eval.json``.
-
-    >>> eval_path("runs/artifacts/laptop/sft-abc.pt").name
-    'sft-abc.eval.json'
-    """
-    return Path(checkpoint).with_suffix(".eval.json")
-
-
-def eval_checkpoint(path: str | Path, budget=None, n: int = 50, samples: int = 1, temperature: float = 0.0,
-                    top_k=None, max_new_tokens: int = 48, seed: int = 0, tools: bool = True,
-                    progress: bool = False) -> dict:
-    """Load a checkpoint (and the budget's tokenizer), run :func:`run_eval` over the budget's world,
-    write the result to :func:`eval_path` atomically and return it.
-
-    A missing or unreadable checkpoint raises :class:`minilm.train.CheckpointError` (a ValueError
-    with a one-line message); a tokenizer of another vocabulary size raises a ValueError.
-    """
-    import json
-
-    from .artifacts import load_model_with_tokenizer
-    from .config import Budget, get_budget
-    from .files import atomic_write_text
-    from .world import World
-
-    check_settings(n, samples, temperature, top_k, max_new_tokens)
-    budget = budget if isinstance(budget, Budget) else get_budget(budget)
-    path = Path(path)
-    model, tokenizer = load_model_with_tokenizer(path, budget, progress)
-    results = run_eval(model, tokenizer, World(budget.world), n=n, samples=samples, temperature=temperature,
-                       top_k=top_k, max_new_tokens=max_new_tokens, seed=seed, tools=tools, progress=progress)
-    results["checkpoint"] = str(path)
-    results["budget"] = budget.name
-    atomic_write_text(eval_path(path), json.dumps(results, indent=1))
-    return results

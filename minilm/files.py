@@ -81,6 +81,23 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def write_json(path: str | os.PathLike, value) -> Path:
+    """Write ``value`` as indented JSON, atomically, making its folder if needed (numpy and torch
+    scalars become floats).
+
+    >>> import tempfile, pathlib
+    >>> path = write_json(pathlib.Path(tempfile.mkdtemp()) / "summary.json", {"loss": 1.5})
+    >>> read_json(path)
+    {'loss': 1.5}
+    """
+    import json
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(value, indent=1, default=float))
+    return path
+
+
 class UnreadableFileError(ValueError):
     """A file the course wrote earlier cannot be read back (truncated, edited or replaced)."""
 

@@ -22,8 +22,8 @@ rest of each mix keeps the model from forgetting what pretraining taught.
 Both runs draw from one pool of documents with :func:`minilm.data.mix` and train with
 :func:`minilm.train.train`. The summary compares them on validation loss and bits per byte and on
 the probes of chapter 04, and measures large-number arithmetic of the annealed model with and
-without the calculator. :func:`minilm.artifacts.midtrain_artifact` keeps the annealed model, the
-starting point of supervised fine-tuning.
+without the calculator. :func:`artifact` keeps the annealed model, the starting point of supervised
+fine-tuning.
 
 >>> import torch
 >>> masked = mask_tool_results(torch.tensor([[7, 5, 1, 2, 6, 9]]), result_start=5, result_end=6)
@@ -33,7 +33,6 @@ starting point of supervised fine-tuning.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from dataclasses import asdict, replace
@@ -42,8 +41,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import Budget, ConfigError, get_budget
-from .files import atomic_write_text
+from . import pretrain, tokenizer_stage
+from .artifacts import artifact_dir, as_budget, content_key, recover_finished
+from .checkpoint import load_model
+from .config import Budget, ConfigError
+from .contamination import world_eval_texts
+from .data import mix, process, source_documents, to_dataset
+from .device import best_device
+from .files import read_json, write_json
 from .model import GPT
 from .tokenizer import CALC_END, CALC_START, ENDOFTEXT, RESULT_END, RESULT_START
 from .train import TrainConfig, evaluate, token_byte_lengths, train
@@ -75,10 +80,8 @@ def midtrain_documents(budget: Budget) -> dict[str, list[str]]:
     documents do not: they are generated, and cleaning rightly strips reserved tokens such as
     ``<|calc_start|>`` from ordinary text.
     """
-    import datasets
+    import datasets  # heavy: only when the pool is built
 
-    from .contamination import world_eval_texts
-    from .data import process, source_documents, to_dataset
     from .world import World
 
     world = World(budget.world)
@@ -111,7 +114,6 @@ def mixture_tokens(pool: dict[str, list[str]], weights: dict[str, float], total_
                    seed: int = 0) -> tuple[np.ndarray, dict]:
     """Documents drawn by weight with :func:`minilm.data.mix`, tokenized; and per-source statistics
     (documents, characters, passes over the source, weight, tokens)."""
-    from .data import mix
 
     mixed, stats = mix(pool, weights, total_chars, seed)
     ids: list[int] = []
@@ -263,20 +265,17 @@ def midtrain(budget: Budget | str | None = None, checkpoint_prefix: str | Path |
     With ``checkpoint_prefix``, each run writes ``<prefix>.<run>.partial.pt`` as it goes and an
     interrupted call resumes from there.
     """
-    from .artifacts import base_model_artifact
-    from .device import best_device
-    from .pretrain import load_tokens
     from .world import World
 
-    budget = budget if isinstance(budget, Budget) else get_budget(budget)
+    budget = as_budget(budget)
     longest_result = 2 * budget.midtrain.tool_max_digits + 2  # a product's digits and the two result tokens
     if budget.pretrain.seq_len <= longest_result:
         raise ConfigError(f"seq_len={budget.pretrain.seq_len} is too short for tool results of up to {longest_result} "
                           f"tokens (tool_max_digits={budget.midtrain.tool_max_digits}): lower tool_max_digits")
     device = device or best_device()
     started = time.perf_counter()
-    base, tokenizer, base_summary = base_model_artifact(budget, progress=progress)
-    _, val_tokens, _ = load_tokens(budget, progress=progress)
+    base, tokenizer, base_summary = pretrain.artifact(budget, progress=progress)
+    _, val_tokens, _ = pretrain.load_tokens(budget, progress=progress)
     world = World(budget.world)
     cfg, m = train_config(budget), budget.midtrain
     byte_lengths = token_byte_lengths(tokenizer)
@@ -317,6 +316,46 @@ def midtrain(budget: Budget | str | None = None, checkpoint_prefix: str | Path |
     summary["tools_seconds"] = round(time.perf_counter() - tools_started, 1)
     summary["seconds"] = round(time.perf_counter() - started, 1)
     return models["anneal"].cpu(), summary
+
+
+# ----------------------------------------------------------------------------------------------
+# The artifact
+
+# Bump when mid-training changes what its model holds or how it is trained.
+MIDTRAIN_VERSION = 1
+
+
+def path(budget: Budget) -> Path:
+    """Keyed by the base model it starts from and the mid-training settings (not the growing
+    experiment's, which only notebook 07 runs)."""
+    settings = {k: v for k, v in asdict(budget.midtrain).items() if not k.startswith("grow_")}
+    k = content_key(base=pretrain.path(budget).name, midtrain=repr(sorted(settings.items())), version=MIDTRAIN_VERSION)
+    return artifact_dir(budget) / f"midtrain-{k}.pt"
+
+
+def artifact(budget: Budget | str | None = None, progress: bool = True, device: str | None = None):
+    """The budget's mid-trained model (annealed, calculator calls learned): ``(model, tokenizer, summary)``.
+
+    Built from the base model (itself built if missing) the first time. The two runs write
+    ``midtrain-<key>.<run>.partial.pt`` as they go (an interrupted build resumes from them); when
+    both are done the annealed model becomes ``midtrain-<key>.pt`` with a ``.json`` summary, and
+    the control run's checkpoint is removed.
+    """
+    budget = as_budget(budget)
+    file = path(budget)
+    summary_path = file.with_suffix(".json")
+    prefix = file.with_suffix("")
+    recover_finished(file, Path(f"{prefix}.anneal.partial.pt"))
+    if not (file.exists() and summary_path.exists()):
+        model, summary = midtrain(budget, checkpoint_prefix=prefix, device=device, progress=progress)
+        write_json(summary_path.with_suffix(".partial.json"), summary)
+        Path(f"{prefix}.anneal.partial.pt").replace(file)
+        summary_path.with_suffix(".partial.json").replace(summary_path)
+        for run in RUNS:
+            Path(f"{prefix}.{run}.partial.pt").unlink(missing_ok=True)
+    else:
+        model = load_model(file)
+    return model, tokenizer_stage.artifact(budget, progress=progress), read_json(summary_path)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -369,9 +408,3 @@ def tool_example(summary: dict) -> tuple[str, str, str]:
     right = [e for e in examples if f"{RESULT_START}{e[1]}{RESULT_END}" in e[2]]
     called = [e for e in examples if CALC_START in e[2]]
     return tuple((right or called or examples)[0])
-
-
-def save_summary(path: str | Path, summary: dict) -> Path:
-    path = Path(path)
-    atomic_write_text(path, json.dumps(summary, indent=1, default=float))
-    return path

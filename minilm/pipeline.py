@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .artifacts import tokenizer_artifact
+from . import data_stage, midtrain, pretrain, sft, tokenizer_stage
 from .config import Budget, runs_dir
 from .corpus import load_shakespeare, shakespeare_texts
 from .files import atomic_write_bytes, atomic_write_text
@@ -79,7 +79,7 @@ def stage_tokenizer(budget: Budget, run: Run) -> dict:
     from .viz import plot_bytes_per_token
 
     start = time.perf_counter()
-    tokenizer = tokenizer_artifact(budget, progress=False)
+    tokenizer = tokenizer_stage.artifact(budget, progress=False)
     seconds = time.perf_counter() - start
     val = shakespeare_texts("val")
     sizes = [s for s in budget.vocab_sweep if 256 + len(tokenizer.special_tokens) < s <= tokenizer.vocab_size]
@@ -113,10 +113,9 @@ def stage_data(budget: Budget, run: Run) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .data import build_data
     from .viz import plot_mixture
 
-    report = build_data(budget, progress=False)
+    report = data_stage.artifact(budget, progress=False)
     steps = [(r["step"], r["docs_in"], r["docs_out"], r["seconds"]) for r in report["steps"]]
     mixture = [(s, m["weight"], m["documents"], m["chars"], m["tokens"], m["passes"]) for s, m in report["mixture"].items()]
     run.add("## Data\n\nThe pretraining mixture: Shakespeare plus the tiny world, through cleaning, PII redaction, "
@@ -138,11 +137,10 @@ def stage_pretrain(budget: Budget, run: Run) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .artifacts import base_model_artifact
     from .pretrain import summary_rows
     from .viz import plot_training_curves
 
-    _, _, summary = base_model_artifact(budget)
+    _, _, summary = pretrain.artifact(budget)
     model = summary["model_config"]
     run.add(f"## Pretraining\n\nThe base model: {model['n_layer']} layers, width {model['n_embd']}, "
             f"{model['n_head']} heads, context {model['block_size']}, vocabulary {model['vocab_size']}. "
@@ -166,12 +164,11 @@ def stage_midtrain(budget: Budget, run: Run) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .artifacts import base_model_artifact, midtrain_artifact
     from .midtrain import COMPARISON_COLUMNS, OP_NAMES, TOOL_COLUMNS, comparison_rows, tool_example, tool_rows
     from .plots_midtrain import plot_anneal_curves, plot_tool_accuracy
 
-    _, _, summary = midtrain_artifact(budget)
-    _, _, base = base_model_artifact(budget)
+    _, _, summary = midtrain.artifact(budget)
+    _, _, base = pretrain.artifact(budget)
     m = summary["config"]
     run.add(f"## Mid-training\n\nTwo continuations of the base model, {m['steps']} steps each, the learning rate "
             f"warming up to {m['lr']:g} and then falling linearly to zero: on the pretraining mix (*continue*) and on "
@@ -207,13 +204,12 @@ def stage_sft(budget: Budget, run: Run) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .artifacts import sft_artifact
     from .eval import CATEGORIES, format_eval_table
     from .plots_sft import plot_eval_bars
     from .sft import DATA_COLUMNS, data_rows
     from .viz import plot_training_curves
 
-    _, _, summary = sft_artifact(budget)
+    _, _, summary = sft.artifact(budget)
     c, data = summary["config"], summary["data"]
     results = {"mid-trained": summary["eval"]["before"], "SFT": summary["eval"]["after"]}
     run.add(f"## Supervised fine-tuning\n\nThe mid-trained model fine-tuned for {c['steps']} steps on conversations "

@@ -5,22 +5,30 @@ build (or reuse) the tokenizer and the token shards, derive the model from the b
 train with warmup + cosine decay, evaluate validation loss and bits per byte as it goes, write
 sample generations every ``sample_every`` steps (the base model as a "document simulator" that
 improves over time), and finally probe what the model knows and can compute
-(:mod:`minilm.probes`). :func:`minilm.artifacts.base_model_artifact` keeps the result, so later
-chapters load it instead of training again.
+(:mod:`minilm.probes`). :func:`artifact` keeps the result, so later chapters load it instead of
+training again.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 
-from .config import Budget, get_budget
-from .files import atomic_write_text
+from . import data_stage, tokenizer_stage
+from .artifacts import artifact_dir, as_budget, content_key, trained_model_artifact
+from .config import Budget, ConfigError
+from .device import mfu
+from .generate import complete
 from .model import GPT, GPTConfig
-from .train import TrainConfig, evaluate, token_byte_lengths, train
+from .probes import probe_base_model
+from .shards import TokenShards
+from .train import TrainConfig, evaluate, setup_distributed, token_byte_lengths, train
+from .world import World
+
+# Bump when the model or the training loop changes what a checkpoint holds or how it is trained.
+MODEL_VERSION = 1
 
 
 def model_config(budget: Budget, vocab_size: int) -> GPTConfig:
@@ -47,8 +55,6 @@ def sampler(tokenizer, prompts: list[str], max_new_tokens: int = 24, seed: int =
 
     Sampling uses its own seeded generator, so it does not disturb the training's random state.
     """
-    from .generate import complete
-
     def hook(step: int, model, history=None) -> dict:
         texts = complete(model, tokenizer, prompts, max_new_tokens=max_new_tokens, temperature=0.8, top_k=50,
                          seed=seed)
@@ -59,13 +65,9 @@ def sampler(tokenizer, prompts: list[str], max_new_tokens: int = 24, seed: int =
 
 def load_tokens(budget: Budget, progress: bool = True) -> tuple[np.ndarray, np.ndarray, object]:
     """Train tokens, validation tokens and the tokenizer of the budget (built if missing)."""
-    from .artifacts import tokenizer_artifact
-    from .data import build_data
-    from .shards import TokenShards
-
-    report = build_data(budget, progress=progress)
+    report = data_stage.artifact(budget, progress=progress)
     shards = TokenShards(report["directory"])
-    return shards.tokens("train"), shards.tokens("val"), tokenizer_artifact(budget, progress=progress)
+    return shards.tokens("train"), shards.tokens("val"), tokenizer_stage.artifact(budget, progress=progress)
 
 
 def distributed_train_config(cfg: TrainConfig, world_size: int) -> TrainConfig:
@@ -75,10 +77,6 @@ def distributed_train_config(cfg: TrainConfig, world_size: int) -> TrainConfig:
     >>> distributed_train_config(TrainConfig(batch_size=32), 4).batch_size
     8
     """
-    from dataclasses import replace
-
-    from .config import ConfigError
-
     if cfg.batch_size % world_size:
         raise ConfigError(f"batch_size={cfg.batch_size} does not split over {world_size} processes: "
                           f"use a batch size that is a multiple of the process count")
@@ -99,12 +97,7 @@ def pretrain(budget: Budget | str | None = None, checkpoint: str | Path | None =
     import torch
     import torch.distributed as dist
 
-    from .device import mfu
-    from .probes import probe_base_model
-    from .train import setup_distributed
-    from .world import World
-
-    budget = budget if isinstance(budget, Budget) else get_budget(budget)
+    budget = as_budget(budget)
     rank, world_size, process_device = setup_distributed()
     device = process_device if world_size > 1 else device or process_device
     if rank != 0:  # process 0 builds the tokenizer and the shards; the others then load them
@@ -161,8 +154,22 @@ def summary_rows(summary: dict) -> list[tuple[str, str]]:
     ]
 
 
-def save_summary(path: str | Path, summary: dict) -> Path:
-    path = Path(path)
-    atomic_write_text(path, json.dumps(summary, indent=1, default=float))
-    return path
 
+def path(budget: Budget) -> Path:
+    """Keyed by the data shards it trains on and the pretraining settings."""
+    k = content_key(data=data_stage.data_key(budget), pretrain=repr(budget.pretrain), model=MODEL_VERSION)
+    return artifact_dir(budget) / f"base-{k}.pt"
+
+
+def artifact(budget: Budget | str | None = None, progress: bool = True, device: str | None = None):
+    """The budget's pretrained base model: ``(model, tokenizer, summary)``, trained if missing.
+
+    Training writes ``base-<key>.partial.pt`` as it goes (an interrupted build resumes from it) and
+    renames it to ``base-<key>.pt`` with a ``.json`` summary (history, samples, probes) when done.
+    """
+    budget = as_budget(budget)
+    model, summary = trained_model_artifact(
+        path(budget), lambda partial: pretrain(budget, checkpoint=partial, device=device, progress=progress))
+    if summary is None:  # a process other than 0 under torchrun
+        return model, None, None
+    return model, tokenizer_stage.artifact(budget, progress=progress), summary

@@ -676,17 +676,16 @@ def _run_all(runs, done, records, cfg, train_tokens, val_tokens, vocab_size, byt
 def run_budget_sweep(budget=None, progress: bool = True, device: str | None = None) -> SweepResult:
     """The budget's sweep on the budget's pretraining data and tokenizer (built if missing),
     cached under ``runs/artifacts/<budget>/``; ``progress`` shows a bar over the runs."""
-    from .artifacts import artifact_dir, tokenizer_artifact
-    from .config import Budget, get_budget
-    from .data import build_data
+    from . import data_stage, tokenizer_stage
+    from .artifacts import artifact_dir, as_budget
     from .device import best_device
     from .shards import TokenShards
     from .train import token_byte_lengths
 
-    budget = budget if isinstance(budget, Budget) else get_budget(budget)
-    report = build_data(budget, progress=False)
+    budget = as_budget(budget)
+    report = data_stage.artifact(budget, progress=False)
     shards = TokenShards(report["directory"])
-    tokenizer = tokenizer_artifact(budget, progress=False)
+    tokenizer = tokenizer_stage.artifact(budget, progress=False)
     return run_sweep(sweep_config(budget), shards.tokens("train"), shards.tokens("val"), tokenizer.vocab_size,
                      byte_lengths=token_byte_lengths(tokenizer), cache_dir=artifact_dir(budget),
                      device=device or best_device(), progress=progress)

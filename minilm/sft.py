@@ -17,7 +17,7 @@ not to write the user's questions.
   refuses the others (:func:`knowledge_aware_conversations`), so SFT does not teach it to assert
   facts it cannot recall;
 - ``arithmetic`` (asked directly, answered ``a + b = c.``), ``arithmetic_worked`` (asked with
-  :data:`minilm.eval.WORKED_SUFFIX`, answered with the worked solution ending ``Answer: c``) and
+  :data:`minilm.world.WORKED_SUFFIX`, answered with the worked solution ending ``Answer: c``) and
   ``calculator`` (operands of 4 or 5 digits, answered with a calculator call as mid-training
   taught): training-side problems only;
 - ``letters``: letter counting and spelling of training-side words;
@@ -68,11 +68,15 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from . import midtrain, tokenizer_stage
+from .artifacts import artifact_dir, as_budget, content_key, trained_model_artifact
 from .chat_template import ChatFormatError, _check_messages, render_conversation
-from .config import SFT_SOURCES, Budget, ConfigError, SFTConfig, check_count, get_budget
-from .eval import WORKED_SUFFIX, people_split
+from .config import SFT_SOURCES, Budget, ConfigError, SFTConfig, check_count
+from .device import best_device
+from .eval import check_settings, run_eval
+from .files import write_json
 from .tokenizer import PAD
-from .world import ATTRIBUTES, BIO_TEMPLATES, QUESTIONS, REFUSAL, tool_call_text
+from .world import ATTRIBUTES, BIO_TEMPLATES, QUESTIONS, REFUSAL, WORKED_SUFFIX, World, people_split, tool_call_text
 
 SOURCES = SFT_SOURCES
 
@@ -824,7 +828,6 @@ def train_sft(model, tokenizer, convs: Sequence[Conversation], config: SFTConfig
     Whatever the starting point (the mid-trained model, a random initialisation for the
     bootstrapping ablation), the data, schedule and batches are the same for the same config.
     """
-    from .device import best_device
     from .train import token_byte_lengths, train
 
     device = device or best_device()
@@ -865,7 +868,6 @@ def sft_data(budget: Budget, tokenizer, seq_len: int, total: int | None = None, 
     """The stage's data: training conversations by source (fitting ``seq_len + 1`` tokens), the
     validation conversations, and the measured length statistics of what the streams give before
     any is skipped. ``knowledge`` (:func:`probe_knowledge`) makes the fact answers knowledge-aware."""
-    from .world import World
 
     world = World(budget.world)
     cfg = budget.sft
@@ -890,17 +892,12 @@ def sft(budget: Budget | str | None = None, checkpoint: str | Path | None = None
     lengths per source, rows, dropped), the training history, the evaluation suite
     (:func:`minilm.eval.run_eval`) and the identity probe before and after, and the times.
     """
-    from .artifacts import midtrain_artifact
-    from .device import best_device
-    from .eval import run_eval
-    from .midtrain import plain_gpt
-    from .world import World
 
-    budget = budget if isinstance(budget, Budget) else get_budget(budget)
+    budget = as_budget(budget)
     cfg = budget.sft
     device = device or best_device()
     started = time.perf_counter()
-    model, tokenizer, _ = midtrain_artifact(budget, progress=progress, device=device)
+    model, tokenizer, _ = midtrain.artifact(budget, progress=progress, device=device)
     if cfg.context and cfg.context != model.config.block_size:
         model = extend_context(model, cfg.context)
     seq_len = model.config.block_size
@@ -928,7 +925,7 @@ def sft(budget: Budget | str | None = None, checkpoint: str | Path | None = None
         "identity": {"before": identity_before, "after": identity_after},
     }
     summary["seconds"] = round(time.perf_counter() - started, 1)
-    return plain_gpt(model).cpu(), summary
+    return midtrain.plain_gpt(model).cpu(), summary
 
 
 def data_rows(summary: dict) -> list[list[str]]:
@@ -951,11 +948,96 @@ def data_rows(summary: dict) -> list[list[str]]:
 DATA_COLUMNS = ("source", "conversations", "tokens (median / p90 / max)", "longer than a row")
 
 
-def save_summary(path: str | Path, summary: dict) -> Path:
-    import json
+# ----------------------------------------------------------------------------------------------
+# The artifact, and what loads or evaluates it
 
-    from .files import atomic_write_text
+# Bump when SFT changes what its model holds or how it is trained.
+SFT_VERSION = 1
 
+
+def chat_data_contents(chat_dataset: str) -> dict:
+    """A key part for a local chat data file or folder: a hash of its contents, so that editing the
+    file builds a new model instead of reusing the one trained on its old text. Empty for no chat
+    data (the budgets' own keys stay as they were) and for hub names.
+
+    >>> chat_data_contents("")
+    {}
+    """
+    import hashlib
+
+    folder = Path(chat_dataset).expanduser() if chat_dataset else None
+    if folder is None or not folder.exists():
+        return {}
+    digest = hashlib.sha256()
+    for file in sorted([folder] if folder.is_file() else [f for f in folder.rglob("*") if f.is_file()]):
+        digest.update(str(file.relative_to(folder) if file != folder else file.name).encode() + b"\0")
+        with open(file, "rb") as handle:  # in chunks: a large data file need not fit in memory
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return {"chat_data": digest.hexdigest()[:16]}
+
+
+def path(budget: Budget) -> Path:
+    """Keyed by the mid-trained model it starts from, the SFT settings and a local chat data set's contents."""
+    k = content_key(midtrain=midtrain.path(budget).name, sft=repr(budget.sft), version=SFT_VERSION,
+                    **chat_data_contents(budget.sft.chat_dataset))
+    return artifact_dir(budget) / f"sft-{k}.pt"
+
+
+def artifact(budget: Budget | str | None = None, progress: bool = True, device: str | None = None):
+    """The budget's chat model (supervised fine-tuning of the mid-trained model): ``(model, tokenizer, summary)``.
+
+    Built from the mid-trained model (itself built if missing) the first time. Training writes
+    ``sft-<key>.partial.pt`` as it goes (an interrupted build resumes from it) and renames it to
+    ``sft-<key>.pt`` with a ``.json`` summary (data, history, evaluation before and after) when done.
+    """
+    budget = as_budget(budget)
+    model, summary = trained_model_artifact(
+        path(budget), lambda partial: sft(budget, checkpoint=partial, device=device, progress=progress))
+    return model, tokenizer_stage.artifact(budget, progress=progress), summary
+
+
+def load_chat_model(budget=None, checkpoint: str | Path | None = None):
+    """``(model, tokenizer, path)`` to chat with: the budget's SFT model, or any ``checkpoint``
+    with the budget's tokenizer. Nothing is trained here: a missing SFT model is a
+    FileNotFoundError that names the command that builds it.
+    """
+    budget = as_budget(budget)
+    if checkpoint is not None:
+        return (*tokenizer_stage.load_model_with_tokenizer(Path(checkpoint), budget), Path(checkpoint))
+    file = path(budget)
+    if not (file.exists() and file.with_suffix(".json").exists()):
+        raise FileNotFoundError(f"no SFT model for the {budget.name} budget at {file}: "
+                                f"build it with `minilm --budget {budget.name} sft`")
+    model, tokenizer, _ = artifact(budget, progress=False)
+    return model, tokenizer, file
+
+
+def eval_path(checkpoint: str | Path) -> Path:
+    """Where the results of a checkpoint are saved: next to it, ``<name>.eval.json``.
+
+    >>> eval_path("runs/artifacts/laptop/sft-abc.pt").name
+    'sft-abc.eval.json'
+    """
+    return Path(checkpoint).with_suffix(".eval.json")
+
+
+def eval_checkpoint(path: str | Path, budget=None, n: int = 50, samples: int = 1, temperature: float = 0.0,
+                    top_k=None, max_new_tokens: int = 48, seed: int = 0, tools: bool = True,
+                    progress: bool = False) -> dict:
+    """Load a checkpoint (and the budget's tokenizer), run :func:`minilm.eval.run_eval` over the budget's world,
+    write the result to :func:`eval_path` atomically and return it.
+
+    A missing or unreadable checkpoint raises :class:`minilm.checkpoint.CheckpointError` (a ValueError
+    with a one-line message); a tokenizer of another vocabulary size raises a ValueError.
+    """
+    check_settings(n, samples, temperature, top_k, max_new_tokens)
+    budget = as_budget(budget)
     path = Path(path)
-    atomic_write_text(path, json.dumps(summary, indent=1, default=float))
-    return path
+    model, tokenizer = tokenizer_stage.load_model_with_tokenizer(path, budget, progress)
+    results = run_eval(model, tokenizer, World(budget.world), n=n, samples=samples, temperature=temperature,
+                       top_k=top_k, max_new_tokens=max_new_tokens, seed=seed, tools=tools, progress=progress)
+    results["checkpoint"] = str(path)
+    results["budget"] = budget.name
+    write_json(eval_path(path), results)
+    return results

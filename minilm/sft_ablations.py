@@ -25,14 +25,14 @@ All runs use the budget's SFT settings with ``SFTConfig.ablation_steps`` steps a
 the stage itself (laptop: 150 instead of 300) so that the dozen runs fit (laptop: about a minute
 each on 2 CPU cores, 13 minutes in all, once: the results are cached). Same seed everywhere, so
 runs on the same data draw the same batches. The default-mix run is shared by the three studies that need it and, where the ablation steps equal the stage's,
-it *is* the main SFT model (:func:`minilm.artifacts.sft_artifact`), not trained again; each run's
+it *is* the main SFT model (:func:`minilm.sft.artifact`), not trained again; each run's
 record says where it comes from (``source``) and how it was trained.
 
 Removing a source (refusals, identity) removes it everywhere: multi-turn conversations holding a
 refusal (or a self-introduction) go too, and the record counts them (``removed``). The other
 conversations stay the same, so those runs see fewer conversations in the same number of steps.
 
-:func:`sft_ablations` runs the four studies; :func:`minilm.artifacts.sft_ablations_artifact` caches
+:func:`sft_ablations` runs the four studies; :func:`artifact` caches
 its results (JSON) so that notebook 08 re-executes in seconds once they are built.
 
 >>> from minilm.config import get_budget
@@ -46,10 +46,17 @@ from __future__ import annotations
 import json
 import random
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
-from .config import Budget, SFTConfig, get_budget
-from .eval import CATEGORIES, is_refusal, people_split, run_eval
+from . import midtrain, sft
+from .artifacts import artifact_dir, as_budget, content_key
+from .checkpoint import check_same_vocabulary
+from .config import Budget, SFTConfig
+from .device import best_device
+from .eval import CATEGORIES, is_refusal, run_eval
+from .files import read_json, write_json
+from .world import World, people_split
 from .sft import (conversation_length, conversations, extend_context, identity_rate, mix_conversations, sft_data,
                   train_sft)
 
@@ -100,26 +107,18 @@ class AblationSetup:
 
 def make_setup(budget: Budget | str | None = None, device: str | None = None, progress: bool = True,
                model=None, tokenizer=None) -> AblationSetup:
-    """The shared setup: the budget's mid-trained model (:func:`minilm.artifacts.midtrain_artifact`,
+    """The shared setup: the budget's mid-trained model (:func:`minilm.midtrain.artifact`,
     built if missing) or the ``model`` and ``tokenizer`` given (tests use tiny ones; then the main
     SFT model is never used), its context extended as the stage does, and the stage's data."""
-    from .device import best_device
-    from .midtrain import plain_gpt
-    from .world import World
-
-    budget = budget if isinstance(budget, Budget) else get_budget(budget)
+    budget = as_budget(budget)
     if (model is None) != (tokenizer is None):
         raise ValueError("give both model and tokenizer (a start for the runs), or neither (the budget's "
                          "mid-trained model)")
     main_sft = model is None
     if model is None:
-        from .artifacts import midtrain_artifact
-
-        model, tokenizer, _ = midtrain_artifact(budget, progress=progress, device=device)
-    from .artifacts import check_same_vocabulary
-
+        model, tokenizer, _ = midtrain.artifact(budget, progress=progress, device=device)
     check_same_vocabulary(model, tokenizer)
-    model = plain_gpt(model.cpu())
+    model = midtrain.plain_gpt(model.cpu())
     if budget.sft.context and budget.sft.context != model.config.block_size:
         model = extend_context(model, budget.sft.context).cpu()
     data = sft_data(budget, tokenizer, model.config.block_size)
@@ -168,11 +167,9 @@ def train_run(setup: AblationSetup, name: str, by_source: dict, init: str = "mid
         return setup.runs[name]
     if init not in ("mid-trained", "random"):
         raise ValueError(f"init={init!r} is not allowed: choose 'mid-trained' or 'random'")
-    from .midtrain import plain_gpt
-
     cfg = setup.config
     started = time.perf_counter()
-    model = plain_gpt(setup.start) if init == "mid-trained" else _random_model(setup.start.config, cfg.seed)
+    model = midtrain.plain_gpt(setup.start) if init == "mid-trained" else _random_model(setup.start.config, cfg.seed)
     result, batches = train_sft(model, setup.tokenizer, mix_conversations(by_source, cfg.seed), cfg,
                                 val_convs=setup.data["val"], device=setup.device, progress=setup.progress,
                                 compile=setup.budget.pretrain.compile)
@@ -190,17 +187,15 @@ def train_run(setup: AblationSetup, name: str, by_source: dict, init: str = "mid
 
 
 def default_run(setup: AblationSetup) -> dict:
-    """The default mix from the mid-trained model: the main SFT model (:func:`minilm.artifacts.sft_artifact`)
+    """The default mix from the mid-trained model: the main SFT model (:func:`minilm.sft.artifact`)
     when the ablation steps equal the stage's, else trained here with the ablation steps."""
     if DEFAULT_RUN in setup.runs:
         return setup.runs[DEFAULT_RUN]
     cfg, main = setup.config, setup.budget.sft
     if not (setup.main_sft and cfg.steps == main.steps):
         return train_run(setup, DEFAULT_RUN, setup.data["train"])
-    from .artifacts import sft_artifact
-
     started = time.perf_counter()
-    model, tokenizer, summary = sft_artifact(setup.budget, progress=setup.progress, device=setup.device)
+    model, tokenizer, summary = sft.artifact(setup.budget, progress=setup.progress, device=setup.device)
     model.to(setup.device).eval()
     same_eval = summary["config"]["eval_n"] == cfg.eval_n
     evaluation = summary["eval"]["after"] if same_eval else run_eval(model, tokenizer, setup.world, n=cfg.eval_n)
@@ -320,8 +315,6 @@ def knowledge_aware_data(setup: AblationSetup) -> tuple[dict, dict]:
     answers the facts it knows and refuses the rest. As many of them as the default mix has facts
     (repeated passes in seeded orders), in the same place in the mix; the rest of the data is
     unchanged. Returns the data and a summary of the probe."""
-    from . import sft
-
     cfg, people = setup.config, people_split(setup.world)["sft_known"]
     knowledge = sft.probe_knowledge(setup.start.to(setup.device), setup.tokenizer, setup.world, people,
                                     samples=PROBE_SAMPLES, temperature=PROBE_TEMPERATURE, seed=cfg.seed)
@@ -388,6 +381,33 @@ def sft_ablations(budget: Budget | str | None = None, progress: bool = True, dev
     results["runs_trained"] = setup.trained
     results["seconds"] = round(time.perf_counter() - started, 1)
     return json.loads(json.dumps(results))  # as the artifact reads it back: lists, string keys
+
+
+# ----------------------------------------------------------------------------------------------
+# The artifact
+
+# Bump when these ablations change what they run or record.
+SFT_ABLATIONS_VERSION = 1
+
+
+def path(budget: Budget) -> Path:
+    """Keyed by the mid-trained model the runs start from, every SFT setting (the ablation ones
+    included) and the world."""
+    k = content_key(midtrain=midtrain.path(budget).name, sft=repr(sorted(asdict(budget.sft).items())),
+                    world=repr(budget.world), sft_version=sft.SFT_VERSION, version=SFT_ABLATIONS_VERSION,
+                    **sft.chat_data_contents(budget.sft.chat_dataset))
+    return artifact_dir(budget) / f"sft-ablations-{k}.json"
+
+
+def artifact(budget: Budget | str | None = None, progress: bool = True, device: str | None = None) -> dict:
+    """Chapter 08's four SFT studies (:func:`sft_ablations`): their results, run the first time (about
+    a dozen short SFT runs, from the mid-trained model, itself built if missing) and saved as
+    ``sft-ablations-<key>.json`` (written atomically when all are done); loaded after."""
+    budget = as_budget(budget)
+    file = path(budget)
+    if not file.exists():
+        write_json(file, sft_ablations(budget, progress=progress, device=device))
+    return read_json(file)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ shape: a target whose mask is 0 is left out of the loss (SFT trains only the ass
 
 from __future__ import annotations
 
-import io
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -31,7 +30,7 @@ import torch
 
 from .config import check_choice, check_count, check_range
 from .device import check_device
-from .files import atomic_write_bytes
+from .checkpoint import load_checkpoint, save_checkpoint
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
@@ -242,62 +241,6 @@ def evaluate(model, tokens: np.ndarray, seq_len: int, batch_size: int, max_token
     if byte_lengths is not None and total_bytes:
         result["bpb"] = total_nats / math.log(2) / total_bytes
     return result
-
-
-# ----------------------------------------------------------------------------------------------
-# Checkpoints
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is missing, truncated, corrupted or belongs to another model."""
-
-
-def save_checkpoint(path, model, optimizer, step: int, train_config: TrainConfig, history: list,
-                    seconds: float = 0.0, tokens: int = 0) -> Path:
-    """Write everything needed to resume, atomically (a crash never leaves half a checkpoint).
-    ``seconds`` and ``tokens``: the training time and tokens so far, so a resumed run reports the whole run's."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {
-        "format": "minilm-checkpoint", "version": 1,
-        "model": model.state_dict(), "model_config": asdict(model.config),
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "step": step, "train_config": asdict(train_config), "history": history,
-        "torch_rng": torch.get_rng_state(), "seconds": float(seconds), "tokens": int(tokens),
-    }
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
-
-
-def load_checkpoint(path, model=None, optimizer=None) -> dict:
-    """Load (with ``weights_only=True``: no code runs) and, if given, restore model and optimizer."""
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: no checkpoint here")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated zip, bad pickle, ... all mean the same to the user
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupted?): {type(err).__name__}") from None
-    if not isinstance(state, dict) or state.get("format") != "minilm-checkpoint":
-        raise CheckpointError(f"{path}: not a minilm checkpoint")
-    if model is not None:
-        # A field added to GPTConfig after the file was written counts as its default value.
-        saved = {**asdict(type(model.config)()), **state["model_config"]}
-        ours = asdict(model.config)
-        different = {k: (saved.get(k), v) for k, v in ours.items() if saved.get(k) != v}
-        if different:
-            detail = ", ".join(f"{k}={a!r} in the file, {b!r} here" for k, (a, b) in sorted(different.items()))
-            raise CheckpointError(f"{path}: saved for another model shape: {detail}")
-        model.load_state_dict(state["model"])
-    if optimizer is not None and state.get("optimizer") is not None:
-        try:
-            optimizer.load_state_dict(state["optimizer"])
-        except (ValueError, KeyError) as err:
-            raise CheckpointError(f"{path}: its optimizer state does not fit this optimizer "
-                                  f"(saved with another --optimizer?): {err}") from None
-    return state
 
 
 # ----------------------------------------------------------------------------------------------
@@ -517,7 +460,7 @@ def train(model, train_tokens: np.ndarray, cfg: TrainConfig, val_tokens: np.ndar
                             tok_s=f"{(result.tokens - tokens_before) / max(record['seconds'], 1e-9):,.0f}")
         stopping = step + 1 == end_step or last
         if checkpoint is not None and rank == 0 and (stopping or (cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0)):
-            save_checkpoint(checkpoint, model, optimizer, step + 1, cfg, result.history,
+            save_checkpoint(checkpoint, model, optimizer, step + 1, asdict(cfg), result.history,
                             seconds_before + time.perf_counter() - started, result.tokens)
         bar.update()
         if last:

@@ -472,6 +472,28 @@ class World:
 # ----------------------------------------------------------------------------------------------
 # Verifiers and the gold judge
 
+# The instruction that asks for worked steps. The SFT data asks its worked problems with exactly
+# this phrase, and the chat eval asks in the same words, the format the model was taught.
+WORKED_SUFFIX = " Show your steps."
+
+
+def people_split(world: World) -> dict[str, list[Person]]:
+    """Who the SFT data may talk about and who the eval asks about (disjoint halves).
+
+    ``sft_known`` / ``eval_known``: halves of the people seen in pretraining; ``sft_unknown`` /
+    ``eval_unknown``: halves of the held-out people. SFT teaches the *format* of answers and of
+    refusals on its halves; the eval then asks about people SFT never mentioned, so a right answer
+    shows knowledge from pretraining, not a memorised SFT reply.
+
+    >>> from minilm.world import World, WorldConfig
+    >>> split = people_split(World(WorldConfig(people=4, heldout_people=2)))
+    >>> {name: len(people) for name, people in split.items()}
+    {'sft_known': 2, 'eval_known': 2, 'sft_unknown': 1, 'eval_unknown': 1}
+    """
+    return {"sft_known": world.people[::2], "eval_known": world.people[1::2],
+            "sft_unknown": world.heldout_people[::2], "eval_unknown": world.heldout_people[1::2]}
+
+
 _INTEGER = re.compile(r"-?\d+")
 
 

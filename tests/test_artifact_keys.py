@@ -5,9 +5,9 @@ stage's settings or version change on purpose, update its names here in the same
 
 import pytest
 
-from minilm import artifacts
+from minilm import midtrain, pretrain, sft, sft_ablations, tokenizer_stage
 from minilm.config import BUDGETS
-from minilm.data import data_key
+from minilm.data_stage import data_key
 
 # Recorded on 2026-12-07 at commit 81f2812, before the package layout changes (issue 22).
 KEYS = {
@@ -27,17 +27,17 @@ KEYS = {
 def test_artifact_names_are_the_recorded_keys(name):
     budget = BUDGETS[name]
     assert {
-        "tokenizer": artifacts.tokenizer_path(budget).name,
+        "tokenizer": tokenizer_stage.path(budget).name,
         "data": data_key(budget),
-        "base": artifacts.base_model_path(budget).name,
-        "midtrain": artifacts.midtrain_model_path(budget).name,
-        "sft": artifacts.sft_model_path(budget).name,
-        "sft_ablations": artifacts.sft_ablations_path(budget).name,
+        "base": pretrain.path(budget).name,
+        "midtrain": midtrain.path(budget).name,
+        "sft": sft.path(budget).name,
+        "sft_ablations": sft_ablations.path(budget).name,
     } == KEYS[name]
 
 
 def test_a_setting_changes_the_key():
     laptop = BUDGETS["laptop"]
     changed = laptop.with_overrides(corpus_chars=1000)
-    assert artifacts.tokenizer_path(changed).name != KEYS["laptop"]["tokenizer"]
-    assert artifacts.sft_model_path(changed).name != KEYS["laptop"]["sft"]  # the lineage carries it down
+    assert tokenizer_stage.path(changed).name != KEYS["laptop"]["tokenizer"]
+    assert sft.path(changed).name != KEYS["laptop"]["sft"]  # the lineage carries it down

@@ -250,7 +250,7 @@ def test_the_widget_streams_the_transcript_when_send_is_clicked(small_tokenizer)
 
 @pytest.fixture
 def smoke_tokenizer(isolated_runs, small_tokenizer):
-    from minilm.artifacts import tokenizer_path
+    from minilm.tokenizer_stage import path as tokenizer_path
     from minilm.config import get_budget
 
     small_tokenizer.save(tokenizer_path(get_budget("smoke")))
@@ -258,9 +258,9 @@ def smoke_tokenizer(isolated_runs, small_tokenizer):
 
 
 def save_tiny(path, model):
-    from minilm.train import TrainConfig, save_checkpoint
+    from minilm.checkpoint import save_checkpoint
 
-    return save_checkpoint(path, model, None, 0, TrainConfig(), [])
+    return save_checkpoint(path, model, None, 0, {}, [])
 
 
 def test_chat_without_an_sft_model_names_the_command_that_builds_it(isolated_runs, capsys):
@@ -285,7 +285,7 @@ def test_chat_with_a_checkpoint_and_piped_stdin_prints_the_reply(smoke_tokenizer
 
 
 def test_chat_uses_the_budgets_sft_model_by_default(smoke_tokenizer, monkeypatch, capsys):
-    from minilm.artifacts import sft_model_path
+    from minilm.sft import path as sft_model_path
     from minilm.config import get_budget
 
     tok = smoke_tokenizer

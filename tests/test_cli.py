@@ -58,7 +58,7 @@ def test_train_on_files_then_encode(tmp_path, capsys):
 def test_training_on_files_never_replaces_the_budgets_tokenizer(tmp_path, isolated_runs, capsys):
     # The budget's artifact path is what every later stage loads: a tokenizer of other text saved
     # there would be taken for the budget's (same vocabulary, same key).
-    from minilm.artifacts import tokenizer_path
+    from minilm.tokenizer_stage import path as tokenizer_path
     from minilm.config import get_budget
 
     text = tmp_path / "text.txt"
@@ -76,17 +76,17 @@ def test_training_on_files_never_replaces_the_budgets_tokenizer(tmp_path, isolat
 
 def test_training_the_budgets_tokenizer_gives_the_pipelines(isolated_runs, capsys, monkeypatch):
     # Without --input the command builds what tokenizer_artifact builds (plays + tiny world), at its path.
-    from minilm import artifacts
+    from minilm import tokenizer_stage
     from minilm.config import get_budget
     from minilm.tokenizer import Tokenizer
 
     budget = get_budget("smoke").with_overrides(corpus_chars=20_000, tokenizer=TokenizerConfig(vocab_size=400))
     monkeypatch.setattr("minilm.cli.get_budget", lambda name: budget)
     main(["tokenizer", "train"])
-    path = artifacts.tokenizer_path(budget)
+    path = tokenizer_stage.path(budget)
     assert capsys.readouterr().out.strip().endswith(f" to {path}")
-    expected = Tokenizer.from_config(artifacts.tokenizer_training_texts(budget), budget.tokenizer)
-    sample = artifacts.tokenizer_training_texts(budget)[-1]  # a tiny-world document
+    expected = Tokenizer.from_config(tokenizer_stage.training_texts(budget), budget.tokenizer)
+    sample = tokenizer_stage.training_texts(budget)[-1]  # a tiny-world document
     assert Tokenizer.load(path).encode(sample) == expected.encode(sample)
 
 
@@ -264,16 +264,17 @@ def tiny_base_model(isolated_runs, small_tokenizer):
     """A tiny model saved where the smoke budget's base model lives (training one takes minutes)."""
     import torch
 
-    from minilm.artifacts import base_model_path, tokenizer_path
+    from minilm.pretrain import path as base_model_path
+    from minilm.tokenizer_stage import path as tokenizer_path
     from minilm.config import get_budget
     from minilm.model import GPT, GPTConfig
-    from minilm.train import TrainConfig, save_checkpoint
+    from minilm.checkpoint import save_checkpoint
 
     budget = get_budget("smoke")
     small_tokenizer.save(tokenizer_path(budget))
     torch.manual_seed(0)
     model = GPT(GPTConfig.modern(vocab_size=small_tokenizer.vocab_size, n_layer=1, n_embd=32, n_head=2, block_size=64))
-    path = save_checkpoint(base_model_path(budget), model, None, 0, TrainConfig(), [])
+    path = save_checkpoint(base_model_path(budget), model, None, 0, {}, [])
     path.with_suffix(".json").write_text("{}")
     return model.eval(), small_tokenizer
 
@@ -312,7 +313,7 @@ def tiny_generation_bench(monkeypatch):
     import numpy as np
     import torch
 
-    from minilm import artifacts, pretrain
+    from minilm import pretrain
     from minilm.model import GPT, GPTConfig
     from minilm.train import token_byte_lengths
 
@@ -320,7 +321,7 @@ def tiny_generation_bench(monkeypatch):
     model = GPT(GPTConfig.modern(vocab_size=64, n_layer=1, n_embd=32, n_head=2, block_size=32)).eval()
     tokenizer = SimpleNamespace(vocab_size=64, vocab={i: bytes([97 + i % 26]) * (1 + i % 3) for i in range(64)})
     tokens = np.random.default_rng(0).integers(0, 64, 3_000)
-    monkeypatch.setattr(artifacts, "base_model_artifact", lambda budget, progress=True, device=None: (model, tokenizer, {}))
+    monkeypatch.setattr(pretrain, "artifact", lambda budget, progress=True, device=None: (model, tokenizer, {}))
     monkeypatch.setattr(pretrain, "load_tokens", lambda budget, progress=True: (tokens, tokens, tokenizer))
     return model, token_byte_lengths(tokenizer), tokens
 
@@ -403,7 +404,7 @@ def test_counts_on_the_command_line_are_checked_before_anything_runs(capsys, arg
 
 
 def test_only_rope_models_are_timed_past_their_context(tiny_generation_bench, monkeypatch):
-    from minilm import artifacts
+    from minilm import pretrain
     from minilm.bench import bench_generate
     from minilm.timing import with_context
     from minilm.model import GPT, GPTConfig
@@ -412,8 +413,8 @@ def test_only_rope_models_are_timed_past_their_context(tiny_generation_bench, mo
     assert with_context(learned, 16) is learned
     with pytest.raises(ValueError, match="only RoPE models"):
         with_context(learned, 20)
-    _, tokenizer, _ = artifacts.base_model_artifact("smoke")
-    monkeypatch.setattr(artifacts, "base_model_artifact", lambda budget, progress=True, device=None: (learned, tokenizer, {}))
+    _, tokenizer, _ = pretrain.artifact("smoke")
+    monkeypatch.setattr(pretrain, "artifact", lambda budget, progress=True, device=None: (learned, tokenizer, {}))
     config = bench_generate("smoke", new_tokens=30, batch_size=2, repeats=1)["config"]
     assert config["timed_tokens"] == 8 and config["timing_block_size"] == 16  # what fits after the 8-token prompt
 
@@ -430,7 +431,7 @@ def _midtrain_summary():
 
 
 def test_midtrain_prints_the_comparison_and_the_tool_table(monkeypatch, capsys):
-    import minilm.artifacts
+    import minilm.midtrain
 
     seen = {}
 
@@ -438,7 +439,7 @@ def test_midtrain_prints_the_comparison_and_the_tool_table(monkeypatch, capsys):
         seen["budget"] = budget
         return None, None, _midtrain_summary()
 
-    monkeypatch.setattr(minilm.artifacts, "midtrain_artifact", fake_artifact)
+    monkeypatch.setattr(minilm.midtrain, "artifact", fake_artifact)
     main(["--budget", "smoke", "midtrain", "--steps", "7", "--lr", "0.002"])
     out = capsys.readouterr().out
     assert seen["budget"].midtrain.steps == 7 and seen["budget"].midtrain.lr == 0.002
@@ -456,7 +457,7 @@ def test_midtrain_rejects_bad_settings_in_one_line(capsys, args, message):
 
 
 def test_eval_checkpoint_prints_the_table_and_saves_json(tiny_base_model, capsys):
-    from minilm.artifacts import base_model_path
+    from minilm.pretrain import path as base_model_path
     from minilm.config import get_budget
 
     path = base_model_path(get_budget("smoke"))

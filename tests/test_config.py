@@ -91,7 +91,7 @@ def test_midtrain_budgets_grow_and_keep_the_base_model_valid():
 
 
 def test_midtrain_settings_do_not_change_the_base_model_key():
-    from minilm.artifacts import base_model_path
+    from minilm.pretrain import path as base_model_path
 
     smoke = get_budget("smoke")
     changed = smoke.with_overrides(midtrain=replace(smoke.midtrain, steps=5, tool_share=0.1))

@@ -21,9 +21,9 @@ from minilm.course import (  # noqa: E402
     chapter,
     chapters_table,
     default_notebooks_dir,
-    markdown_table,
     plot_lifecycle_map,
 )
+from minilm.tables import markdown_table  # noqa: E402
 
 STAGES = ["orientation", "tokenization", "data", "transformer", "pretraining", "scaling laws", "inference",
           "mid-training", "SFT", "reward models", "RLHF", "RLVR", "distillation", "reasoning", "capstone"]

@@ -143,7 +143,7 @@ def test_each_planted_problem_is_removed_and_no_clean_document_is_lost():
 def test_build_data_writes_shards_then_reuses_them(isolated_runs):
     import time
 
-    from minilm.data import build_data
+    from minilm.data_stage import artifact as build_data
     from minilm.shards import TokenShards
 
     budget = get_budget("smoke")
@@ -161,7 +161,7 @@ def test_build_data_writes_shards_then_reuses_them(isolated_runs):
 
 def test_a_moved_runs_folder_reads_its_own_shards(isolated_runs, monkeypatch):
     # The report names the shards' folder: after a move, the old path must not be read (or trained on).
-    from minilm.data import build_data
+    from minilm.data_stage import artifact as build_data
     from minilm.files import UnreadableFileError
     from minilm.shards import TokenShards
 

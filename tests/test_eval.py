@@ -10,8 +10,9 @@ import torch
 
 from minilm.chat_template import parse_conversation
 from minilm.config import WorldConfig
-from minilm.eval import (CATEGORIES, WORKED_SUFFIX, eval_cases, eval_checkpoint, eval_path, eval_rows,
-                         format_eval_table, pass_at_k, people_split, run_eval, wilson_interval)
+from minilm.eval import CATEGORIES, eval_cases, eval_rows, format_eval_table, pass_at_k, run_eval, wilson_interval
+from minilm.sft import eval_checkpoint, eval_path
+from minilm.world import WORKED_SUFFIX, people_split
 from minilm.model import GPT, GPTConfig
 from minilm.tokenizer import CALC_END, CALC_START, IM_END, Tokenizer
 from minilm.world import World
@@ -271,15 +272,15 @@ def test_run_eval_end_to_end_on_a_tiny_random_model(world, tokenizer):
 
 
 def test_eval_checkpoint_writes_json_next_to_it(isolated_runs, world, tokenizer):
-    from minilm.artifacts import tokenizer_path
+    from minilm.tokenizer_stage import path as tokenizer_path
     from minilm.config import get_budget
-    from minilm.train import CheckpointError, TrainConfig, save_checkpoint
+    from minilm.checkpoint import CheckpointError, save_checkpoint
 
     budget = get_budget("smoke").with_overrides(world=WORLD)
     tokenizer.save(tokenizer_path(budget))
     torch.manual_seed(1)
     model = GPT(GPTConfig.modern(vocab_size=tokenizer.vocab_size, n_layer=1, n_embd=16, n_head=2, block_size=64))
-    path = save_checkpoint(isolated_runs / "sft-test.pt", model, None, 0, TrainConfig(), [])
+    path = save_checkpoint(isolated_runs / "sft-test.pt", model, None, 0, {}, [])
     result = eval_checkpoint(path, budget, n=2, max_new_tokens=4)
     assert eval_path(path) == isolated_runs / "sft-test.eval.json"
     assert json.loads(eval_path(path).read_text()) == result and result["budget"] == "smoke"
@@ -287,7 +288,7 @@ def test_eval_checkpoint_writes_json_next_to_it(isolated_runs, world, tokenizer)
         eval_checkpoint(isolated_runs / "missing.pt", budget)
     other = GPT(GPTConfig.modern(vocab_size=300, n_layer=1, n_embd=16, n_head=2, block_size=64))
     with pytest.raises(ValueError, match="vocab_size=300"):
-        eval_checkpoint(save_checkpoint(isolated_runs / "other.pt", other, None, 0, TrainConfig(), []), budget, n=2)
+        eval_checkpoint(save_checkpoint(isolated_runs / "other.pt", other, None, 0, {}, []), budget, n=2)
 
 
 def test_plot_eval_bars_draws_every_category_with_intervals(world, tokenizer, monkeypatch):

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from minilm import midtrain as midtrain_module
-from minilm.artifacts import base_model_path, midtrain_artifact, midtrain_model_path
+from minilm.midtrain import artifact as midtrain_artifact, path as midtrain_model_path
+from minilm.pretrain import path as base_model_path
 from minilm.config import (ConfigError, DataConfig, MidtrainConfig, PretrainConfig, TokenizerConfig, WorldConfig,
                            get_budget)
 from minilm.generate import calculator_result

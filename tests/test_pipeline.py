@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from minilm.artifacts import tokenizer_artifact, tokenizer_path
+from minilm.tokenizer_stage import artifact as tokenizer_artifact, path as tokenizer_path
 from minilm.config import get_budget
 from minilm.pipeline import HEADLINES, results_markdown, run_pipeline
 from minilm.tokenizer import Tokenizer
@@ -66,7 +66,8 @@ def test_readme_results_table_comes_from_the_run(isolated_runs, tmp_path):
 
 
 def test_midtrain_stage_reports_annealing_and_tool_use(tmp_path, monkeypatch):
-    import minilm.artifacts
+    import minilm.midtrain
+    import minilm.pretrain
     from minilm.pipeline import Run, stage_midtrain
 
     probes = {k: {"accuracy": a, "n": 10} for k, a in
@@ -81,8 +82,8 @@ def test_midtrain_stage_reports_annealing_and_tool_use(tmp_path, monkeypatch):
     summary = {"base": {"val_loss": 4.2, "val_bpb": 2.1, "probes": probes}, "runs": runs, "tools": tools,
                "seconds": 3.0,
                "config": {"steps": 4, "lr": 0.001, "mixture": [["biographies", 1.0]], "tool_share": 0.4}}
-    monkeypatch.setattr(minilm.artifacts, "midtrain_artifact", lambda budget: (None, None, summary))
-    monkeypatch.setattr(minilm.artifacts, "base_model_artifact", lambda budget: (None, None, {"history": history}))
+    monkeypatch.setattr(minilm.midtrain, "artifact", lambda budget: (None, None, summary))
+    monkeypatch.setattr(minilm.pretrain, "artifact", lambda budget: (None, None, {"history": history}))
     run = Run(tmp_path)
     figures = stage_midtrain(get_budget("smoke"), run)
     text = "\n".join(run.sections)
@@ -103,13 +104,13 @@ def test_midtrain_stage_reports_annealing_and_tool_use(tmp_path, monkeypatch):
 def test_load_model_names_what_is_wrong_with_a_checkpoint(tmp_path, damage, message):
     import torch
 
-    from minilm.artifacts import load_model
+    from minilm.checkpoint import load_model
     from minilm.model import GPT, GPTConfig
-    from minilm.train import CheckpointError, save_checkpoint
+    from minilm.checkpoint import CheckpointError, save_checkpoint
 
     path = save_checkpoint(tmp_path / "model.pt", GPT(GPTConfig.modern(vocab_size=300, block_size=8, n_layer=1,
                                                                          n_embd=16, n_head=2)),
-                           None, 0, TrainConfig(), [])
+                           None, 0, {}, [])
     assert load_model(path).config.n_embd == 16
     torch.save(damage(torch.load(path, weights_only=True)), path)
     with pytest.raises(CheckpointError, match=message) as err:
@@ -124,8 +125,8 @@ def test_a_finished_model_missing_its_summary_is_not_trained_again(isolated_runs
 
     import torch
 
-    from minilm.artifacts import _trained_model_artifact, artifact_dir, load_model
-    from minilm.files import atomic_write_text
+    from minilm.artifacts import artifact_dir, trained_model_artifact
+    from minilm.checkpoint import load_model
     from minilm.model import GPT, GPTConfig
     from minilm.train import train
 
@@ -141,25 +142,22 @@ def test_a_finished_model_missing_its_summary_is_not_trained_again(isolated_runs
         starts.append(result.start_step)
         return model, {"steps": cfg.steps}
 
-    def save_summary(summary_path, summary):
-        atomic_write_text(summary_path, json.dumps(summary))
-
-    _, _, summary = _trained_model_artifact(path, budget, False, save_summary, build)
+    _, summary = trained_model_artifact(path, build)
     assert starts == [0] and summary == {"steps": 6}
     weights = load_model(path).state_dict()
 
     # A crash between the renames: the summary waits as .partial.json; its rename is finished.
     path.with_suffix(".json").replace(path.with_suffix(".partial.json"))
-    _trained_model_artifact(path, budget, False, save_summary, build)
+    trained_model_artifact(path, build)
     assert starts == [0] and path.with_suffix(".json").exists() and not path.with_suffix(".partial.json").exists()
 
     # A summary deleted by hand: the build resumes at the last step, trains nothing, writes it again.
     path.with_suffix(".json").unlink()
-    _, _, summary = _trained_model_artifact(path, budget, False, save_summary, build)
+    _, summary = trained_model_artifact(path, build)
     assert starts == [0, 6] and summary == {"steps": 6} and not path.with_suffix(".partial.pt").exists()
     assert all(torch.equal(weights[k], v) for k, v in load_model(path).state_dict().items())
 
     # A damaged summary is named, with how to rebuild it.
     path.with_suffix(".json").write_text("[1, 2")
     with pytest.raises(ValueError, match=r"base-test.json: not a readable JSON file .*delete it to rebuild it"):
-        _trained_model_artifact(path, budget, False, save_summary, build)
+        trained_model_artifact(path, build)

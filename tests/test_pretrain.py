@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from minilm import pretrain as pretrain_module
-from minilm.artifacts import base_model_artifact, base_model_path
+from minilm.pretrain import artifact as base_model_artifact, path as base_model_path
 from minilm.cli import main
 from minilm.config import ConfigError, PretrainConfig, get_budget
 

@@ -12,7 +12,8 @@ import torch
 from minilm.calculator import evaluate as calculate
 from minilm.chat_template import parse_conversation, render_conversation
 from minilm.config import SFT_SOURCES, ConfigError, SFTConfig, WorldConfig, get_budget
-from minilm.eval import CATEGORIES, WORKED_SUFFIX, is_refusal, names_value, people_split
+from minilm.eval import CATEGORIES, is_refusal, names_value
+from minilm.world import WORKED_SUFFIX, people_split
 from minilm.model import GPT, GPTConfig
 from minilm.sft import (FACT_QUESTIONS, IDENTITY, IDENTITY_PROBES, REFUSALS, conversation_length, conversations,
                         encode_conversations, identity_rate, is_known, knowledge_aware_conversations, knowledge_key,
@@ -397,7 +398,8 @@ def test_a_folder_that_is_not_a_saved_dataset_is_named(tmp_path):
 
 def test_the_chat_models_key_follows_the_chat_datas_contents(tmp_path):
     # Keyed by the path alone, an edited file would load the model trained on its old text.
-    from minilm.artifacts import sft_ablations_path, sft_model_path
+    from minilm.sft import path as sft_model_path
+    from minilm.sft_ablations import path as sft_ablations_path
 
     data = tmp_path / "chats.jsonl"
     budget = get_budget("smoke")
@@ -415,7 +417,7 @@ def test_chat_data_contents_hash_a_large_file_in_chunks_as_a_whole(tmp_path):
     # the keys of models already built stay valid.
     import hashlib
 
-    from minilm.artifacts import chat_data_contents
+    from minilm.sft import chat_data_contents
 
     data = tmp_path / "chats.jsonl"
     data.write_bytes(bytes(range(256)) * 10_000)  # 2.4 MiB: three chunks
@@ -469,14 +471,14 @@ def test_train_sft_teaches_the_reply_and_the_end_of_turn(world, tokenizer):
 
 
 def test_sft_stage_builds_the_artifact_once_with_eval_before_and_after(isolated_runs, monkeypatch, small_tokenizer):
-    import minilm.artifacts
-    from minilm.artifacts import sft_artifact, sft_model_path
+    import minilm.sft
+    from minilm.sft import artifact as sft_artifact, path as sft_model_path
 
     torch.manual_seed(0)
     start = GPT(GPTConfig.modern(vocab_size=small_tokenizer.vocab_size, block_size=128, n_layer=1, n_embd=64,
                                  n_head=1))
-    monkeypatch.setattr(minilm.artifacts, "midtrain_artifact", lambda budget, **kw: (start, small_tokenizer, {}))
-    monkeypatch.setattr(minilm.artifacts, "tokenizer_artifact", lambda budget, **kw: small_tokenizer)
+    monkeypatch.setattr(minilm.midtrain, "artifact", lambda budget, **kw: (start, small_tokenizer, {}))
+    monkeypatch.setattr(minilm.tokenizer_stage, "artifact", lambda budget, **kw: small_tokenizer)
     budget = get_budget("smoke")
     budget = budget.with_overrides(sft=replace(budget.sft, steps=4, warmup_steps=1, eval_every=2, eval_n=2))
     model, tokenizer, summary = sft_artifact(budget, progress=False, device="cpu")
@@ -515,7 +517,7 @@ def fake_summary() -> dict:
 
 
 def test_cli_sft_prints_data_eval_tables_and_identity(monkeypatch, capsys):
-    import minilm.artifacts
+    import minilm.sft
     from minilm.cli import main
 
     seen = {}
@@ -524,7 +526,7 @@ def test_cli_sft_prints_data_eval_tables_and_identity(monkeypatch, capsys):
         seen["budget"] = budget
         return None, None, fake_summary()
 
-    monkeypatch.setattr(minilm.artifacts, "sft_artifact", fake_artifact)
+    monkeypatch.setattr(minilm.sft, "artifact", fake_artifact)
     main(["--budget", "smoke", "sft", "--steps", "7", "--lr", "0.002"])
     out = capsys.readouterr().out
     assert seen["budget"].sft.steps == 7 and seen["budget"].sft.lr == 0.002 and seen["budget"].sft.warmup_steps == 2
@@ -537,11 +539,11 @@ def test_cli_sft_prints_data_eval_tables_and_identity(monkeypatch, capsys):
 
 
 def test_pipeline_stage_reports_the_eval_table_before_and_after(tmp_path, monkeypatch):
-    import minilm.artifacts
+    import minilm.sft
     from minilm.pipeline import STAGES, Run, stage_sft
 
     assert list(STAGES)[-2:] == ["midtrain", "sft"]
-    monkeypatch.setattr(minilm.artifacts, "sft_artifact", lambda budget: (None, None, fake_summary()))
+    monkeypatch.setattr(minilm.sft, "artifact", lambda budget: (None, None, fake_summary()))
     run = Run(tmp_path)
     figures = stage_sft(get_budget("smoke"), run)
     text = "\n".join(run.sections)

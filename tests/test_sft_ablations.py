@@ -13,7 +13,8 @@ import torch
 
 import minilm.sft_ablations as ablations
 from minilm.config import get_budget
-from minilm.eval import CATEGORIES, is_refusal, people_split
+from minilm.eval import CATEGORIES, is_refusal
+from minilm.world import people_split
 from minilm.model import GPT, GPTConfig
 from minilm.sft import conversations, mix_conversations
 from minilm.tokenizer import Tokenizer
@@ -205,13 +206,13 @@ def test_identity_runs_differ_only_in_the_identity_data(study):
 
 
 def test_default_run_is_the_main_sft_model_when_the_steps_match(study, budget, tiny, monkeypatch):
-    import minilm.artifacts
+    import minilm.sft
 
     setup = study["setup"]
     record = setup.runs[ablations.DEFAULT_RUN]
     summary = {"config": {"eval_n": 2}, "eval": {"after": record["eval"]}, "identity": {"after": record["identity"]},
                "history": record["history"], "data": {"rows": 7}, "train_seconds": 1.0}
-    monkeypatch.setattr(minilm.artifacts, "sft_artifact", lambda *a, **k: (tiny[0], tiny[1], summary))
+    monkeypatch.setattr(minilm.sft, "artifact", lambda *a, **k: (tiny[0], tiny[1], summary))
     monkeypatch.setattr(ablations, "train_sft", lambda *a, **k: pytest.fail("the default run must not train"))
     same = budget.with_overrides(sft=replace(budget.sft, ablation_steps=budget.sft.steps))
     reuse = replace(setup, budget=same, config=ablations.ablation_config(same), main_sft=True, runs={}, trained=0)
@@ -243,19 +244,19 @@ def test_make_setup_rejects_a_model_without_its_tokenizer(budget, tiny):
 
 
 def test_artifact_is_built_once_then_loaded(isolated_runs, monkeypatch):
-    from minilm import artifacts
+    from minilm import sft, sft_ablations
 
     built = []
     monkeypatch.setattr(ablations, "sft_ablations", lambda budget, progress, device: built.append(budget.name) or
                         {"budget": budget.name, "bootstrap": {"runs": {}}})
     smoke = get_budget("smoke")
-    first = artifacts.sft_ablations_artifact(smoke, progress=False)
-    second = artifacts.sft_ablations_artifact(smoke, progress=False)
+    first = sft_ablations.artifact(smoke, progress=False)
+    second = sft_ablations.artifact(smoke, progress=False)
     assert built == ["smoke"] and first == second == {"budget": "smoke", "bootstrap": {"runs": {}}}
-    path = artifacts.sft_ablations_path(smoke)
+    path = sft_ablations.path(smoke)
     assert path.exists() and path.parent == isolated_runs / "artifacts" / "smoke"
     assert not list(path.parent.glob("*.tmp"))
     # other ablation settings: another artifact; the SFT model's key ignores them
     other = smoke.with_overrides(sft=replace(smoke.sft, ablation_steps=5))
-    assert artifacts.sft_ablations_path(other) != path
-    assert artifacts.sft_model_path(other) == artifacts.sft_model_path(smoke)
+    assert sft_ablations.path(other) != path
+    assert sft.path(other) == sft.path(smoke)

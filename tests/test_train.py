@@ -9,16 +9,8 @@ import torch
 
 from minilm.config import ConfigError
 from minilm.model import GPT, GPTConfig
-from minilm.train import (
-    CheckpointError,
-    TrainConfig,
-    evaluate,
-    get_batch,
-    load_checkpoint,
-    lr_at,
-    save_checkpoint,
-    train,
-)
+from minilm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from minilm.train import TrainConfig, evaluate, get_batch, lr_at, train
 
 torch.set_num_threads(2)
 CONFIG = GPTConfig.modern(vocab_size=64, block_size=32, n_layer=2, n_embd=32, n_head=2)
@@ -98,7 +90,7 @@ def test_resume_is_exact(tmp_path, optimizer):
 
 def test_checkpoint_errors(tmp_path):
     m = model()
-    path = save_checkpoint(tmp_path / "c.pt", m, None, 5, TrainConfig(), [])
+    path = save_checkpoint(tmp_path / "c.pt", m, None, 5, {}, [])
     assert load_checkpoint(path, model())["step"] == 5
     with pytest.raises(CheckpointError, match="no checkpoint here"):
         load_checkpoint(tmp_path / "missing.pt")
