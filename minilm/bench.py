@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from .config import check_count
+from .checks import check_count
 from .corpus import load_shakespeare
 from .timing import cache_timings, decode_step_seconds, generation_seconds, with_context
 from .tokenizer import Tokenizer, bytes_per_token

@@ -39,7 +39,7 @@ from typing import Iterator, TextIO
 
 from .chat_template import render_conversation
 from .checkpoint import check_same_vocabulary
-from .config import check_count
+from .checks import check_count
 from .generate import CalculatorTool, TextDecoder, check_sampling, generate_tokens
 from .tokenizer import CALC_END, CALC_START, ENDOFTEXT, IM_END, RESULT_END, RESULT_START
 

@@ -27,7 +27,8 @@ import re
 import sys
 from pathlib import Path
 
-from .config import BUDGET_NAMES, ConfigError, TokenizerConfig, get_budget
+from .checks import ConfigError
+from .config import BUDGET_NAMES, TokenizerConfig, get_budget
 
 
 def _cmd_env(args) -> None:

@@ -22,7 +22,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import Budget, check_count, get_budget
+from .checks import check_count
+from .config import Budget, get_budget
 
 NATURAL_SOURCES = {"shakespeare", "tinystories", "fineweb-edu", "local", "web"}
 WORLD_SOURCES = ("biographies", "arithmetic", "countdown", "letters")
@@ -175,7 +176,8 @@ def _run(log: StepLog, name: str, step, dataset, **extra):
 
 def process(dataset, eval_texts: list[str], log: StepLog | None = None, num_proc: int | None = None):
     """Run the cleaning steps on a dataset of documents (columns ``text``, ``source``)."""
-    from .cleaning import clean, redact
+    from .cleaning import clean
+    from .pii import redact
     from .contamination import ContaminationIndex, decontaminate
     from .dedup import exact_dedup, near_dedup
     from .quality import heuristic_filter

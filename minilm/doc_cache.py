@@ -39,7 +39,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .config import check_count
+from .checks import check_count
 from .ngram import check_keys_fit, ngram_keys
 
 

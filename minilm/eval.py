@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 from .chat_template import render_conversation
 from .checkpoint import check_same_vocabulary
-from .config import check_count
+from .checks import check_count
 from .tables import markdown_table
 from .world import _REFUSAL_PATTERN, VALUES, WORKED_SUFFIX, Item, people_split, verify
 

@@ -41,7 +41,7 @@ from typing import Iterator, Sequence
 import torch
 
 from .calculator import evaluate
-from .config import check_count
+from .checks import check_count
 from .decode_step import DecodeStep, applies_to
 from .model import KVCache
 from .tokenizer import CALC_END, CALC_START, RESULT_END, RESULT_START

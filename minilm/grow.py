@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .config import check_count, check_range
+from .checks import check_count, check_range
 from .model import GPT
 
 

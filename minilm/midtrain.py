@@ -44,7 +44,8 @@ import torch
 from . import pretrain, tokenizer_stage
 from .artifacts import artifact_dir, as_budget, content_key, recover_finished
 from .checkpoint import load_model
-from .config import Budget, ConfigError
+from .checks import ConfigError
+from .config import Budget
 from .contamination import world_eval_texts
 from .data import mix, process, source_documents, to_dataset
 from .device import best_device

@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import ConfigError, check_choice, check_range
+from .checks import ConfigError, check_choice, check_range
 
 
 @dataclass(frozen=True)

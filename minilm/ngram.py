@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import check_range
+from .checks import check_range
 from .train import window_starts
 
 

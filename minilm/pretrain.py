@@ -18,7 +18,8 @@ import numpy as np
 
 from . import data_stage, tokenizer_stage
 from .artifacts import artifact_dir, as_budget, content_key, trained_model_artifact
-from .config import Budget, ConfigError
+from .checks import ConfigError
+from .config import Budget
 from .device import mfu
 from .generate import complete
 from .model import GPT, GPTConfig

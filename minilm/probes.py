@@ -19,8 +19,12 @@ from __future__ import annotations
 
 import random
 import re
+from dataclasses import replace
+from typing import Sequence
 
-from .config import check_range
+from .chat_template import render_conversation
+from .checks import check_count, check_range
+from .conversations import is_known, knowledge_key
 from .generate import complete
 from .world import ATTRIBUTES, CLOZE, QUESTIONS, VALUES, Item, World, arithmetic_item, is_heldout_problem, verify
 
@@ -232,3 +236,121 @@ def probe_styles(model, tokenizer, world: World, tasks=tuple(PROMPT_TASKS), styl
                 "examples": [(item.question, item.answer, a.strip()) for a, (_, item) in list(zip(answers, rows))[:3]],
             }
     return results
+
+
+# Asked only when measuring (never in the SFT data): does the identity generalise to new wordings?
+IDENTITY_PROBES = ("Who am I talking to?", "What is your name, please?", "Can you tell me who you are?",
+                   "What kind of program are you?", "Do you have a name?", "Which model are you?")
+
+
+def probe_knowledge(model, tokenizer, world, people, samples: int = 4, temperature: float = 0.7, seed: int = 0,
+                    shots: int = 3, max_new_tokens: int = 8) -> dict[str, dict]:
+    """Ask the model (before SFT) every attribute of every one of ``people``, ``samples`` times.
+
+    The question is the fact's cloze prompt (``item.meta["cloze"]`` of
+    :meth:`minilm.world.World.fact_items`, e.g. "Ada Holm comes from") after ``shots`` solved
+    examples about other people, as :func:`minilm.probes.fact_prompts` writes it: the document
+    format a base model continues. Each sample (``temperature``, seeded ``seed + s``) is judged by
+    :func:`minilm.world.verify`: right when it names the true value and no other. A fact is
+    *known* when a strict majority of the samples is right (:func:`is_known`); Llama 3 writes
+    refusals where sampled answers are consistently wrong, which is the same split for 4 samples
+    up to ties, which count as not known here.
+
+    Returns ``{"Name|attribute": {"name", "attribute", "value", "right", "samples", "known",
+    "answers"}}`` (JSON-friendly; ``answers`` are the sampled completions), in the order of
+    ``people`` and :data:`minilm.world.ATTRIBUTES`. ``people`` may be seen or held-out people.
+    """
+    from .generate import check_sampling, complete
+    from .probes import fact_prompts
+    from .world import verify
+
+    check_count("samples", samples)
+    check_sampling(temperature)
+    people = list(people)
+    if not people:
+        raise ValueError("people is empty: give the people to probe (e.g. people_split(world)['sft_known'])")
+    names = {p.name for p in people}
+    unknown = sorted(names - {p.name for p in world.people + world.heldout_people})
+    if unknown:
+        raise ValueError(f"{unknown[0]!r} is not a person of this world")
+    rows = {}  # (name, attribute) -> (prompt, judge item)
+    for heldout in (False, True):
+        group = world.heldout_people if heldout else world.people
+        if not names & {p.name for p in group}:
+            continue
+        for (prompt, value, attribute), item in zip(fact_prompts(world, heldout, shots, seed=seed),
+                                                   world.fact_items(heldout)):
+            if not prompt.endswith(item.meta["cloze"]) or item.meta["attribute"] != attribute:
+                raise RuntimeError("minilm.probes.fact_prompts and World.fact_items list facts in different orders")
+            if item.meta["name"] in names:
+                # Held-out items are "unknown_fact" (the right reply is a refusal); the probe asks
+                # whether the model names the true value, so every fact is judged as a "fact".
+                rows[(item.meta["name"], attribute)] = (prompt, replace(item, kind="fact", answer=value))
+    keys = [(p.name, a) for p in people for a in ATTRIBUTES]
+    prompts = [rows[key][0] for key in keys]
+    answers = [complete(model, tokenizer, prompts, max_new_tokens=max_new_tokens, stop=".",
+                        temperature=temperature, seed=seed + s) for s in range(samples)]
+    knowledge = {}
+    for i, (name, attribute) in enumerate(keys):
+        item = rows[(name, attribute)][1]
+        said = [answers[s][i].strip() for s in range(samples)]
+        right = sum(verify(item, text) for text in said)
+        knowledge[knowledge_key(name, attribute)] = {
+            "name": name, "attribute": attribute, "value": item.answer, "right": right, "samples": samples,
+            "known": is_known(right, samples), "answers": said}
+    return knowledge
+
+
+def knowledge_summary(knowledge: dict) -> dict:
+    """How many probed facts are known (answered in SFT) and unknown (refused), overall and per attribute.
+
+    >>> knowledge_summary({"A|birthplace": {"attribute": "birthplace", "right": 3, "samples": 4},
+    ...                    "A|employer": {"attribute": "employer", "right": 1, "samples": 4}})["known_share"]
+    0.5
+    """
+    by_attribute: dict[str, dict] = {}
+    for key, entry in knowledge.items():
+        attribute = entry.get("attribute", key.rsplit("|", 1)[-1])
+        counts = by_attribute.setdefault(attribute, {"facts": 0, "known": 0, "unknown": 0})
+        known = is_known(entry["right"], entry["samples"])
+        counts["facts"] += 1
+        counts["known" if known else "unknown"] += 1
+    facts = sum(c["facts"] for c in by_attribute.values())
+    known = sum(c["known"] for c in by_attribute.values())
+    return {"facts": facts, "known": known, "unknown": facts - known,
+            "known_share": round(known / facts, 4) if facts else 0.0, "by_attribute": by_attribute}
+
+
+REFUSAL_COLUMNS = ("attribute", "facts probed", "known (answered)", "unknown (refused)", "known share")
+
+
+def refusal_rows(knowledge: dict) -> list[list[str]]:
+    """A table of :func:`knowledge_summary`: one row per attribute, then ``all`` (columns :data:`REFUSAL_COLUMNS`).
+
+    >>> refusal_rows({"A|employer": {"attribute": "employer", "right": 1, "samples": 4}})
+    [['employer', '1', '0', '1', '0%'], ['all', '1', '0', '1', '0%']]
+    """
+    summary = knowledge_summary(knowledge)
+    rows = [[attribute, str(c["facts"]), str(c["known"]), str(c["unknown"]), f"{100 * c['known'] / c['facts']:.0f}%"]
+            for attribute, c in summary["by_attribute"].items()]
+    rows.append(["all", str(summary["facts"]), str(summary["known"]), str(summary["unknown"]),
+                 f"{100 * summary['known_share']:.0f}%"])
+    return rows
+
+
+def identity_rate(model, tokenizer, questions: Sequence[str] = IDENTITY_PROBES, max_new_tokens: int = 24) -> dict:
+    """How often the model names itself (``minilm``) when asked who it is in words SFT never used.
+
+    Greedy replies; returns the share, the count and the (question, reply) pairs.
+    """
+    from .generate import generate
+    from .tokenizer import IM_END
+
+    end = tokenizer.special_id(IM_END)
+    prompts = [render_conversation(tokenizer, [{"role": "user", "content": q}], add_generation_prompt=True)[0]
+               for q in questions]
+    outputs = generate(model, prompts, max_new_tokens, stop_ids=(end,))
+    replies = [tokenizer.decode([t for t in ids if t != end]) for ids in outputs]
+    named = sum("minilm" in r.lower() for r in replies)
+    return {"rate": round(named / max(1, len(replies)), 4), "named": named, "n": len(replies),
+            "replies": [[q, r] for q, r in zip(questions, replies)]}

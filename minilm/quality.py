@@ -82,7 +82,7 @@ class QualityThresholds:
     max_uppercase_fraction: float = 0.5
 
     def __post_init__(self):
-        from .config import ConfigError, check_range
+        from .checks import ConfigError, check_range
 
         check_range("min_words", self.min_words, 0, 10**9)
         check_range("max_words", self.max_words, max(1, self.min_words), 10**9)
@@ -288,7 +288,7 @@ class ReferenceModel:
     """
 
     def __init__(self, order: int = 5, discount: float = 0.75):
-        from .config import check_range
+        from .checks import check_range
 
         check_range("order", order, 1, 12)
         check_range("discount", discount, 0.01, 0.99)
@@ -371,7 +371,7 @@ class ReferenceModel:
     def threshold(self, heldout_texts, quantile: float = 0.99) -> float:
         """The score below which ``quantile`` of held-out reference documents fall: documents above
         it are less like the reference than all but 1 - quantile of the reference itself."""
-        from .config import check_range
+        from .checks import check_range
 
         check_range("quantile", quantile, 0.0, 1.0)
         check_not_one_text("threshold", heldout_texts, "held-out texts")  # else scored character by character
@@ -404,7 +404,7 @@ def shakespeare_reference(max_chars: int = 0, order: int = 5, quantile: float = 
     validation plays. ``max_chars`` limits the training text used (0 = all; the first plays, in the
     corpus's order).
     """
-    from .config import check_range
+    from .checks import check_range
     from .corpus import load_shakespeare
 
     check_range("heldout_every", heldout_every, 2, 10**6)  # 1 would hold out every play, 0 is no step

@@ -49,7 +49,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from . import midtrain, sft
+from . import midtrain, probes, sft
 from .artifacts import artifact_dir, as_budget, content_key
 from .checkpoint import check_same_vocabulary
 from .config import Budget, SFTConfig
@@ -57,8 +57,9 @@ from .device import best_device
 from .eval import CATEGORIES, is_refusal, run_eval
 from .files import read_json, write_json
 from .world import World, people_split
-from .sft import (conversation_length, conversations, extend_context, identity_rate, mix_conversations, sft_data,
-                  train_sft)
+from .conversations import conversation_length, conversations, knowledge_aware_conversations, mix_conversations
+from .probes import identity_rate
+from .sft import extend_context, sft_data, train_sft
 
 DEFAULT_RUN = "default mix"
 # The knowledge probe: samples per question and their temperature (see minilm.sft.probe_knowledge).
@@ -316,15 +317,15 @@ def knowledge_aware_data(setup: AblationSetup) -> tuple[dict, dict]:
     (repeated passes in seeded orders), in the same place in the mix; the rest of the data is
     unchanged. Returns the data and a summary of the probe."""
     cfg, people = setup.config, people_split(setup.world)["sft_known"]
-    knowledge = sft.probe_knowledge(setup.start.to(setup.device), setup.tokenizer, setup.world, people,
+    knowledge = probes.probe_knowledge(setup.start.to(setup.device), setup.tokenizer, setup.world, people,
                                     samples=PROBE_SAMPLES, temperature=PROBE_TEMPERATURE, seed=cfg.seed)
     setup.start.cpu()
-    aware = sft.knowledge_aware_conversations(setup.world, knowledge, people, rng_seed=cfg.seed)
+    aware = knowledge_aware_conversations(setup.world, knowledge, people, rng_seed=cfg.seed)
     fitting = [c for c in aware if conversation_length(setup.tokenizer, c) <= setup.width]
     train = setup.data["train"]
     data = {(source if source != "facts" else "facts (knowledge-aware)"):
             (convs if source != "facts" else _fill(fitting, len(convs), cfg.seed)) for source, convs in train.items()}
-    summary = {**sft.knowledge_summary(knowledge), "samples": PROBE_SAMPLES, "temperature": PROBE_TEMPERATURE,
+    summary = {**probes.knowledge_summary(knowledge), "samples": PROBE_SAMPLES, "temperature": PROBE_TEMPERATURE,
                "conversations": len(aware), "too_long": len(aware) - len(fitting),
                "refusals": sum(refuses(c) for c in fitting), "probe": knowledge}
     return data, summary

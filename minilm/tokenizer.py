@@ -36,7 +36,8 @@ from typing import Iterable, Sequence
 
 import regex
 
-from .config import TokenizerConfig, check_range
+from .checks import check_range
+from .config import TokenizerConfig
 from .files import atomic_write_text
 
 # GPT-4's (cl100k_base) pre-tokenization pattern, exactly as tiktoken uses it. ``{digits}`` is the

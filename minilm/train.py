@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import check_choice, check_count, check_range
+from .checks import check_choice, check_count, check_range
 from .device import check_device
 from .checkpoint import load_checkpoint, save_checkpoint
 

@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from .calculator import CalculatorError, evaluate, numbers_in
-from .config import WorldConfig, check_range
+from .checks import check_range
+from .config import WorldConfig
 
 FIRST_NAMES = (
     "Ada", "Alma", "Anton", "Arlo", "Bea", "Bruno", "Cara", "Cyril", "Dara", "Dev", "Edda", "Elio",

@@ -5,9 +5,8 @@ import re
 import datasets
 import pytest
 
-from minilm.cleaning import (PII_KINDS, clean, clean_text, find_pii, is_boilerplate, is_junk_line, is_menu,
-                             luhn_valid, normalize_unicode, normalize_whitespace, pii_precision_recall, planted_pii,
-                             redact, redact_pii, remove_boilerplate, remove_junk_lines)
+from minilm.cleaning import (clean, clean_text, is_boilerplate, is_junk_line, is_menu, normalize_unicode, normalize_whitespace, remove_boilerplate, remove_junk_lines)
+from minilm.pii import PII_KINDS, find_pii, luhn_valid, pii_precision_recall, planted_pii, redact, redact_pii
 from minilm.config import get_budget
 from minilm.corpus import load_shakespeare
 from minilm.world import World

@@ -4,7 +4,8 @@ from dataclasses import replace
 
 import pytest
 
-from minilm.config import BUDGETS, Budget, ConfigError, TokenizerConfig, budget_name, check_range, get_budget, runs_dir
+from minilm.checks import ConfigError, check_range
+from minilm.config import BUDGETS, Budget, TokenizerConfig, budget_name, get_budget, runs_dir
 
 
 @pytest.mark.parametrize("env, expected", [

@@ -21,8 +21,8 @@ from minilm.course import (  # noqa: E402
     chapter,
     chapters_table,
     default_notebooks_dir,
-    plot_lifecycle_map,
 )
+from minilm.plots_course import plot_lifecycle_map  # noqa: E402
 from minilm.tables import markdown_table  # noqa: E402
 
 STAGES = ["orientation", "tokenization", "data", "transformer", "pretraining", "scaling laws", "inference",
@@ -123,7 +123,7 @@ def test_budgets_table_is_a_few_rows_per_stage_read_from_the_budgets():
 
 
 def test_lifecycle_map_draws_with_a_title(notebooks):
-    ax = plot_lifecycle_map(notebooks_dir=notebooks)
+    ax = plot_lifecycle_map(CHAPTERS, PHASES, notebooks_dir=notebooks)
     assert ax.get_title()
     assert not ax.axison
     boxes = [p for p in ax.patches if isinstance(p, FancyBboxPatch)]
@@ -140,7 +140,7 @@ def test_lifecycle_map_draws_with_a_title(notebooks):
 
 
 def test_lifecycle_map_text_stays_inside_boxes_and_does_not_overlap(notebooks):
-    ax = plot_lifecycle_map(notebooks_dir=notebooks)
+    ax = plot_lifecycle_map(CHAPTERS, PHASES, notebooks_dir=notebooks)
     fig = ax.figure
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
@@ -159,7 +159,7 @@ def test_lifecycle_map_text_stays_inside_boxes_and_does_not_overlap(notebooks):
 
 def test_lifecycle_map_draws_into_a_given_axes(notebooks):
     fig, ax = plt.subplots(figsize=(11, 4.5))
-    assert plot_lifecycle_map(ax, notebooks_dir=notebooks) is ax
+    assert plot_lifecycle_map(CHAPTERS, PHASES, ax, notebooks_dir=notebooks) is ax
     assert fig.axes == [ax]
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import datasets
 import pytest
 
-from minilm.config import ConfigError, DataConfig, get_budget
+from minilm.checks import ConfigError
+from minilm.config import DataConfig, get_budget
 from minilm.data import DataSourceError, load_hf_source, mix, source_documents
 
 TEXTS = ["Once upon a time there was a tiny model.", "It learned to count.", "   ", "The end."]

@@ -169,7 +169,7 @@ def test_growth_experiment_matches_compute_and_starts_from_the_small_model():
     (lambda: new_block_indices(3, [5]), "position=5 is out of range"),
 ])
 def test_positions_of_new_blocks_are_checked(call, message):
-    from minilm.config import ConfigError
+    from minilm.checks import ConfigError
 
     with pytest.raises(ConfigError, match=message):
         call()

@@ -11,8 +11,8 @@ import torch
 from minilm import midtrain as midtrain_module
 from minilm.midtrain import artifact as midtrain_artifact, path as midtrain_model_path
 from minilm.pretrain import path as base_model_path
-from minilm.config import (ConfigError, DataConfig, MidtrainConfig, PretrainConfig, TokenizerConfig, WorldConfig,
-                           get_budget)
+from minilm.checks import ConfigError
+from minilm.config import DataConfig, MidtrainConfig, PretrainConfig, TokenizerConfig, WorldConfig, get_budget
 from minilm.generate import calculator_result
 from minilm.midtrain import (RUNS, ToolMaskedGPT, comparison_rows, encode_documents, mask_tool_results,
                              mixture_tokens, probe_tool_arithmetic, tool_rows)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from minilm.config import ConfigError
+from minilm.checks import ConfigError
 from minilm.model import GPT, GPTConfig, KVCache, RMSNorm, apply_rope, check_token_ids, rope_tables
 
 torch.set_num_threads(2)

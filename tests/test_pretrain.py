@@ -9,7 +9,8 @@ import torch
 from minilm import pretrain as pretrain_module
 from minilm.pretrain import artifact as base_model_artifact, path as base_model_path
 from minilm.cli import main
-from minilm.config import ConfigError, PretrainConfig, get_budget
+from minilm.checks import ConfigError
+from minilm.config import PretrainConfig, get_budget
 
 TINY = PretrainConfig(depth=1, steps=6, batch_size=4, seq_len=32, warmup_steps=1, eval_every=3, sample_every=3)
 

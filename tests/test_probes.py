@@ -3,7 +3,8 @@
 import pytest
 
 from minilm import probes
-from minilm.config import ConfigError, WorldConfig
+from minilm.checks import ConfigError
+from minilm.config import WorldConfig
 from minilm.world import ATTRIBUTES, CLOZE, VALUES, World, is_heldout_problem
 
 

@@ -7,7 +7,7 @@ import datasets
 import numpy as np
 import pytest
 
-from minilm.config import ConfigError
+from minilm.checks import ConfigError
 from minilm.corpus import load_shakespeare, shakespeare_texts
 from minilm.quality import (LOW_QUALITY_KINDS, QualityThresholds, ReferenceModel, duplicate_ngram_chars,
                             heuristic_filter, heuristic_reasons, low_quality_examples, passes_heuristics,

@@ -11,14 +11,15 @@ import torch
 
 from minilm.calculator import evaluate as calculate
 from minilm.chat_template import parse_conversation, render_conversation
-from minilm.config import SFT_SOURCES, ConfigError, SFTConfig, WorldConfig, get_budget
+from minilm.checks import ConfigError
+from minilm.config import SFT_SOURCES, SFTConfig, WorldConfig, get_budget
 from minilm.eval import CATEGORIES, is_refusal, names_value
 from minilm.world import WORKED_SUFFIX, people_split
 from minilm.model import GPT, GPTConfig
-from minilm.sft import (FACT_QUESTIONS, IDENTITY, IDENTITY_PROBES, REFUSALS, conversation_length, conversations,
-                        encode_conversations, identity_rate, is_known, knowledge_aware_conversations, knowledge_key,
-                        knowledge_summary, length_stats, load_chat_dataset, mix_conversations, normalize_conversation,
-                        probe_knowledge, refusal_rows, source_counts, train_sft)
+from minilm.chat_sets import load_chat_dataset, normalize_conversation
+from minilm.conversations import (FACT_QUESTIONS, IDENTITY, REFUSALS, conversation_length, conversations, is_known, knowledge_aware_conversations, knowledge_key, length_stats, mix_conversations, source_counts)
+from minilm.probes import IDENTITY_PROBES, identity_rate, knowledge_summary, probe_knowledge, refusal_rows
+from minilm.sft import encode_conversations, train_sft
 from minilm.tokenizer import IM_END, PAD, RESULT_END, RESULT_START, Tokenizer
 from minilm.train import TrainConfig, evaluate, get_batch, train
 from minilm.world import (ATTRIBUTES, CLOZE, REFUSAL, VALUES, Item, World, final_answer, is_heldout_problem,

@@ -16,7 +16,7 @@ from minilm.config import get_budget
 from minilm.eval import CATEGORIES, is_refusal
 from minilm.world import people_split
 from minilm.model import GPT, GPTConfig
-from minilm.sft import conversations, mix_conversations
+from minilm.conversations import conversations, mix_conversations
 from minilm.tokenizer import Tokenizer
 from minilm.world import World
 

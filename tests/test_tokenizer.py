@@ -10,7 +10,7 @@ import tiktoken
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minilm.config import ConfigError
+from minilm.checks import ConfigError
 from minilm.corpus import shakespeare_texts
 from minilm.tokenizer import (
     ENDOFTEXT,

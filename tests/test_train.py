@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from minilm.config import ConfigError
+from minilm.checks import ConfigError
 from minilm.model import GPT, GPTConfig
 from minilm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from minilm.train import TrainConfig, evaluate, get_batch, lr_at, train

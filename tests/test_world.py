@@ -2,7 +2,8 @@
 
 import pytest
 
-from minilm.config import ConfigError, WorldConfig, get_budget
+from minilm.checks import ConfigError
+from minilm.config import WorldConfig, get_budget
 from minilm.world import (
     ATTRIBUTES,
     REFUSAL,

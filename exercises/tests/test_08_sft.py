@@ -12,7 +12,8 @@ from minilm.chat_template import render_conversation
 from minilm.config import SFTConfig
 from minilm.eval import is_refusal
 from minilm.world import people_split
-from minilm.sft import FACT_ANSWERS, conversations, encode_conversations, knowledge_aware_conversations, knowledge_key
+from minilm.conversations import FACT_ANSWERS, conversations, knowledge_aware_conversations, knowledge_key
+from minilm.sft import encode_conversations
 from minilm.tokenizer import IM_END, IM_START, PAD, RESULT_END, RESULT_START, Tokenizer
 from minilm.train import get_batch
 from minilm.world import ATTRIBUTES, QUESTIONS, World, WorldConfig
