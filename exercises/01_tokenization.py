@@ -11,7 +11,7 @@ are a complete (slow but simple) byte-level BPE tokenizer, in the style of Karpa
 * training recounts every pair after every merge: slow, but obviously right.
 
 Check your work with ``make check CH=01`` (or ``minilm check 01``): the tests compare your
-functions with ``minilm.tokenizer``, the package's tokenizer. Use only the standard library
+functions with ``minilm.text.tokenizer``, the package's tokenizer. Use only the standard library
 (``collections.Counter`` is fine). Reference solutions are in ``exercises/solutions/``: try first!
 """
 

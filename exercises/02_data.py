@@ -11,7 +11,7 @@ Write the six functions below, replacing each ``raise NotImplementedError(...)``
   numbers with the Luhn checksum.
 
 Check your work with ``make check CH=02`` (or ``minilm check 02``): the tests compare your functions
-with ``minilm.dedup`` and ``minilm.cleaning``. Use the standard library only (``hashlib``, ``re``,
+with ``minilm.data.dedup`` and ``minilm.data.cleaning``. Use the standard library only (``hashlib``, ``re``,
 ``unicodedata``, ``zlib``). Reference solutions are in ``exercises/solutions/``: try first!
 """
 

@@ -8,10 +8,10 @@ are the attention half of a modern (Llama-style) transformer block:
 * rotary position embeddings (RoPE): cos/sin tables, and the rotation of queries and keys;
 * RMSNorm with a learned weight;
 * ``self_attention``, which puts the pieces together and must give the same output as
-  ``minilm.model.Attention`` with the same weights.
+  ``minilm.models.gpt.Attention`` with the same weights.
 
 Check your work with ``make check CH=03`` (or ``minilm check 03``): the tests compare your functions
-with ``minilm.model`` and with ``torch.nn.functional.scaled_dot_product_attention``. Use PyTorch
+with ``minilm.models.gpt`` and with ``torch.nn.functional.scaled_dot_product_attention``. Use PyTorch
 tensor operations (``@``, ``torch.softmax``, ``masked_fill``, ``view``/``transpose``, ``cos``/``sin``,
 ``rsqrt``...), but not the functions that do the whole job: no ``F.scaled_dot_product_attention``,
 no ``nn.RMSNorm`` or ``F.rms_norm``. Reference solutions are in ``exercises/solutions/``: try first!
@@ -65,7 +65,7 @@ def split_heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
     """Cut the channels of ``x`` (B, T, C) into ``n_head`` heads: return (B, n_head, T, C // n_head).
 
     Head ``h`` gets the channels ``h * D`` to ``(h + 1) * D - 1`` (with ``D = C // n_head``), as
-    ``minilm.model.Attention`` does. ``C`` is a multiple of ``n_head``.
+    ``minilm.models.gpt.Attention`` does. ``C`` is a multiple of ``n_head``.
 
     >>> x = torch.arange(8.0).view(1, 2, 4)  # one sequence of two tokens, four channels
     >>> split_heads(x, 2)[0, 1]  # head 1: channels 2 and 3 of both tokens
@@ -105,7 +105,7 @@ def rope_tables(head_dim: int, length: int, theta: float = 10000.0) -> tuple[tor
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate the pairs of ``x`` (..., T, D) by the angles of their positions; same shape out.
 
-    The pairing is the **half-split** ("rotate half") convention of ``minilm.model.apply_rope``,
+    The pairing is the **half-split** ("rotate half") convention of ``minilm.models.gpt.apply_rope``,
     GPT-NeoX and Hugging Face Llama: pair ``i`` is ``(x[..., i], x[..., i + D // 2])``, the first half
     of the channels against the second half. (The RoPE paper and GPT-J pair *adjacent* channels
     ``(2i, 2i + 1)`` instead; that is a different function, and weights trained with one do not
@@ -125,7 +125,7 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-5) -> torch.
 
     ``x`` is ``(..., C)`` and ``weight`` is ``(C,)``; the mean is over the last dimension only, one
     per vector. Unlike LayerNorm there is no mean subtracted and no bias. Same as
-    ``minilm.model.RMSNorm`` with this ``weight`` and ``eps``.
+    ``minilm.models.gpt.RMSNorm`` with this ``weight`` and ``eps``.
 
     >>> rms_norm(torch.tensor([3.0, 4.0]), torch.ones(2), eps=0.0)  # the rms of (3, 4) is 3.5355
     tensor([0.8485, 1.1314])
@@ -135,7 +135,7 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-5) -> torch.
 
 def self_attention(x: torch.Tensor, w_qkv: torch.Tensor, w_out: torch.Tensor, n_head: int,
                    cos: torch.Tensor | None = None, sin: torch.Tensor | None = None) -> torch.Tensor:
-    """Causal multi-head self-attention of ``x`` (B, T, C), the forward pass of ``minilm.model.Attention``.
+    """Causal multi-head self-attention of ``x`` (B, T, C), the forward pass of ``minilm.models.gpt.Attention``.
 
     The weights are stored as in ``nn.Linear`` (``y = x @ w.T``): ``w_qkv`` is ``(3 * C, C)`` and
     ``w_out`` is ``(C, C)``; there are no biases. The steps:

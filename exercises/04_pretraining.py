@@ -5,12 +5,12 @@ Write the six functions below, replacing each ``raise NotImplementedError(...)``
 * a numerically stable log-softmax, and the next-token cross-entropy built on it, with an ignore
   index for positions that carry no target (padding, or a prompt that is not trained on);
 * perplexity and bits per byte, the two ways chapter 04 reports a loss;
-* the learning-rate schedule of ``minilm.train``: linear warmup, then cosine decay to a floor or
+* the learning-rate schedule of ``minilm.models.train``: linear warmup, then cosine decay to a floor or
   warmup-stable-decay (WSD);
 * one step of AdamW: Adam's moving averages with bias correction, and decoupled weight decay.
 
 Check your work with ``make check CH=04`` (or ``minilm check 04``): the tests compare your functions
-with ``torch.nn.functional.cross_entropy``, ``torch.optim.AdamW`` and ``minilm.train``. Use PyTorch
+with ``torch.nn.functional.cross_entropy``, ``torch.optim.AdamW`` and ``minilm.models.train``. Use PyTorch
 tensor operations (``max``, ``exp``, ``log``, ``sum``, ``gather``, indexing...), but not the
 functions that do the whole job: no ``F.cross_entropy``, ``F.nll_loss``, ``log_softmax`` or
 ``logsumexp``, no ``torch.optim``. Reference solutions are in ``exercises/solutions/``: try first!
@@ -76,7 +76,7 @@ def perplexity(loss: float) -> float:
 
 
 def bits_per_byte(logits: torch.Tensor, targets: torch.Tensor, token_bytes: torch.Tensor) -> float:
-    """The loss in bits per UTF-8 byte of the predicted text, as ``minilm.train.evaluate`` reports it.
+    """The loss in bits per UTF-8 byte of the predicted text, as ``minilm.models.train.evaluate`` reports it.
 
     ``logits`` is ``(..., V)``, ``targets`` is ``(...)`` (no ignored positions here), and
     ``token_bytes`` is ``(V,)``: how many bytes of text each token id stands for (special tokens
@@ -94,7 +94,7 @@ def bits_per_byte(logits: torch.Tensor, targets: torch.Tensor, token_bytes: torc
 
 def lr_at(step: int, total_steps: int, warmup_steps: int, lr: float, schedule: str = "cosine",
           min_lr_ratio: float = 0.1, decay_fraction: float = 0.2) -> float:
-    """The learning rate at ``step`` (0-based) of ``total_steps``, exactly as ``minilm.train.lr_at``.
+    """The learning rate at ``step`` (0-based) of ``total_steps``, exactly as ``minilm.models.train.lr_at``.
 
     * Warmup: while ``step < warmup_steps``, ``lr * (step + 1) / warmup_steps`` (so step 0 does not
       waste a step at rate 0, and the last warmup step reaches ``lr``). No warmup when

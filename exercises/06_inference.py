@@ -2,19 +2,19 @@
 
 Write the five functions below, replacing each ``raise NotImplementedError(...)``:
 
-* ``top_p_filter``: nucleus (top-p) filtering of next-token logits, the cut ``minilm.generate``
+* ``top_p_filter``: nucleus (top-p) filtering of next-token logits, the cut ``minilm.inference.generate``
   applies before it samples;
 * ``kv_cache_update``: writing new keys and values into a preallocated cache and handing back
-  everything cached so far, as ``minilm.model.KVCache.update`` does for one layer;
+  everything cached so far, as ``minilm.models.gpt.KVCache.update`` does for one layer;
 * ``quantize_int8`` and ``dequantize_int8``: int8 weights with one absmax scale per output channel,
-  as in ``minilm.quantize``;
+  as in ``minilm.inference.quantize``;
 * ``evaluate``: a calculator for text a model writes, walking Python's syntax tree and accepting
-  only numbers, ``+ - * /``, unary minus and parentheses, as ``minilm.calculator.evaluate`` does.
+  only numbers, ``+ - * /``, unary minus and parentheses, as ``minilm.core.calculator.evaluate`` does.
   Never ``eval``.
 
 Check your work with ``make check CH=06`` (or ``minilm check 06``): the tests compare your functions
-with ``minilm.generate.filtered_probs``, ``minilm.model.KVCache``, ``minilm.quantize`` and
-``minilm.calculator``, and run a real model with your cache update inside. Use PyTorch tensor
+with ``minilm.inference.generate.filtered_probs``, ``minilm.models.gpt.KVCache``, ``minilm.inference.quantize`` and
+``minilm.core.calculator``, and run a real model with your cache update inside. Use PyTorch tensor
 operations (``sort``, ``softmax``, ``cumsum``, ``scatter``, ``amax``, ``round``, ``clamp``...) and the
 standard library's ``ast`` and ``fractions``. Reference solutions are in ``exercises/solutions/``:
 try first!

@@ -5,18 +5,18 @@ Write the three functions below, replacing each ``raise NotImplementedError(...)
 * ``assistant_mask``: which tokens of a rendered conversation the SFT loss counts: the assistant's
   replies and the ``<|im_end|>`` that ends each of them (so the model learns to stop), never the
   user's words, the role headers or the calculator results the tool writes, as
-  ``minilm.chat_template.render_conversation`` marks them;
+  ``minilm.text.chat_template.render_conversation`` marks them;
 * ``pack_rows``: conversations packed whole into fixed-length rows, padded, with the targets of
-  the untrained positions set to -1 (the index the loss ignores), as ``minilm.sft.encode_conversations``
-  and ``minilm.train.get_batch`` lay them out;
+  the untrained positions set to -1 (the index the loss ignores), as ``minilm.stages.sft.encode_conversations``
+  and ``minilm.models.train.get_batch`` lay them out;
 * ``refusal_data``: Llama 3's recipe against hallucination: from probe results (how many of a
   model's sampled answers to a fact were right), the SFT answer to each fact question: the truth
   where the model knows it, "I don't know." where it does not, as
-  ``minilm.sft.knowledge_aware_conversations`` decides.
+  ``minilm.stages.sft.knowledge_aware_conversations`` decides.
 
 Check your work with ``make check CH=08`` (or ``minilm check 08``): the tests render real
-conversations with a real tokenizer and compare your functions with ``minilm.chat_template``,
-``minilm.sft`` and ``minilm.train``. Use only the standard library. Reference solutions are in
+conversations with a real tokenizer and compare your functions with ``minilm.text.chat_template``,
+``minilm.stages.sft`` and ``minilm.models.train``. Use only the standard library. Reference solutions are in
 ``exercises/solutions/``: try first!
 """
 

@@ -6,10 +6,10 @@ import time
 
 import numpy as np
 
-from .checks import check_count
-from .corpus import load_shakespeare
-from .timing import cache_timings, decode_step_seconds, generation_seconds, with_context
-from .tokenizer import Tokenizer, bytes_per_token
+from .core.checks import check_count
+from .inference.timing import cache_timings, decode_step_seconds, generation_seconds, with_context
+from .text.corpus import load_shakespeare
+from .text.tokenizer import Tokenizer, bytes_per_token
 
 
 def bench_tokenizer(vocab_size: int = 4096, repeats: int = 3) -> dict:
@@ -45,7 +45,7 @@ def bench_dedup(n_docs: int = 100_000, dup_fraction: float = 0.1, seed: int = 0)
     (0.3-0.6). ``seconds`` times signatures + LSH + verification only; building the corpus and the
     exact ground truth (every pair with Jaccard >= 0.8) are timed separately.
     """
-    from .dedup import dedup_quality, planted_near_duplicates
+    from .data.dedup import dedup_quality, planted_near_duplicates
 
     start = time.perf_counter()
     corpus = planted_near_duplicates(n_docs, dup_fraction, seed=seed)
@@ -81,7 +81,7 @@ PRETRAIN_BENCH_CONFIGS = {
 }
 
 # "hybrid" is "best" interpolated with a Kneser-Ney 4-gram model of the same training text
-# (minilm.ngram), counted in about a second. The interpolation weight is fitted on two training
+# (minilm.models.ngram), counted in about a second. The interpolation weight is fitted on two training
 # plays that neither the transformer nor the 4-gram model used for it saw (as the held-out plays
 # are new to both); the final 4-gram model then counts all training plays. Modified Kneser-Ney
 # scores better alone on the held-out plays (2.178 against 2.199 bits per byte) but mixes worse
@@ -89,7 +89,7 @@ PRETRAIN_BENCH_CONFIGS = {
 # overlap more with what the transformer already predicts.
 PRETRAIN_BENCH_CONFIGS["hybrid"] = {**PRETRAIN_BENCH_CONFIGS["best"], "ngram_order": 4, "ngram_modified": False,
                                     "weight_plays": 2}
-# "cached" adds a memory of the play read so far (minilm.doc_cache): the counts of the held-out
+# "cached" adds a memory of the play read so far (minilm.models.doc_cache): the counts of the held-out
 # play before each token, over histories of 0-3 tokens, mixed into hybrid's prediction. Each token
 # is still predicted from the text before it only, but from the whole play so far instead of a
 # 64-token window: the names of a new play's characters, unknown to the training text, are known
@@ -170,7 +170,7 @@ def play_starts(docs, ids: np.ndarray, byte_lengths: np.ndarray) -> list[int]:
     """Where each play of ``docs`` starts in ``ids``, the encoding of their texts joined: the first
     token that starts at or after the play's first byte.
 
-    >>> from minilm.corpus import Document
+    >>> from minilm.text.corpus import Document
     >>> docs = [Document("a", "comedies", "A, I", "ab", "train"), Document("a", "comedies", "A, II", "c", "train"),
     ...         Document("b", "comedies", "B, I", "de", "train")]
     >>> play_starts(docs, np.array([0, 1, 2, 3]), byte_lengths=np.array([2, 1, 1, 1]))  # "ab" "c" "d" "e"
@@ -215,11 +215,11 @@ def bench_pretrain(config: str = "best", seconds: float = 90.0, device: str | No
     """
     import torch
 
-    from .device import best_device, device_name, mfu
-    from .doc_cache import cache_probs, cache_statistics, fit_cache
-    from .model import GPT, GPTConfig
-    from .ngram import KneserNey, fit_interpolation, interpolation_weight, window_target_probs
-    from .train import TrainConfig, bits_per_byte, evaluate, token_byte_lengths, train
+    from .core.device import best_device, device_name, mfu
+    from .models.doc_cache import cache_probs, cache_statistics, fit_cache
+    from .models.gpt import GPT, GPTConfig
+    from .models.ngram import KneserNey, fit_interpolation, interpolation_weight, window_target_probs
+    from .models.train import TrainConfig, bits_per_byte, evaluate, token_byte_lengths, train
 
     if config not in PRETRAIN_BENCH_CONFIGS:
         raise ValueError(f"config={config!r}: choose one of {sorted(PRETRAIN_BENCH_CONFIGS)}")
@@ -377,23 +377,23 @@ def bench_generate(budget: str | None = None, new_tokens: int = 512, batch_size:
       and ``kv_speedup_in_block`` adds the speed-up for what fits in the trained context. A model
       with learned positions cannot run past them: it is timed on what fits (``timed_tokens``).
     * ``decode_tokens_per_s``: new tokens per second of that cached batch-1 run (prefill included);
-      ``int8_decode_tokens_per_s`` the same with int8 weights (``minilm.quantize``).
+      ``int8_decode_tokens_per_s`` the same with int8 weights (``minilm.inference.quantize``).
     * ``batch_tokens_per_s``: new tokens per second over ``batch_size`` prompts decoded together.
     * ``decode_step_ms``: one cached decode step at batch 1 through ``GPT.forward`` and through the
       engine's flat ``DecodeStep`` (:func:`decode_step_seconds`), which the cached timings above use.
     * ``int8_size_ratio``: bytes of the int8 linear layers (and scales) over their fp32 bytes.
     * ``int8_bpb_delta``: relative change of validation bits per byte (int8 / fp32 - 1) over the
-      budget's validation tokens (the first ``eval_tokens``, default all), as ``minilm.pretrain``
+      budget's validation tokens (the first ``eval_tokens``, default all), as ``minilm.stages.pretrain``
       measures them.
     """
     import torch
 
-    from . import pretrain
-    from .config import get_budget
-    from .device import best_device, device_name
-    from .pretrain import load_tokens
-    from .quantize import quantize_model, quantized_layer_bytes
-    from .train import evaluate, token_byte_lengths
+    from .stages import pretrain
+    from .core.config import get_budget
+    from .core.device import best_device, device_name
+    from .stages.pretrain import load_tokens
+    from .inference.quantize import quantize_model, quantized_layer_bytes
+    from .models.train import evaluate, token_byte_lengths
 
     for name, value in (("new_tokens", new_tokens), ("batch_size", batch_size), ("prompt_tokens", prompt_tokens),
                         ("repeats", repeats)):

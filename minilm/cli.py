@@ -27,12 +27,12 @@ import re
 import sys
 from pathlib import Path
 
-from .checks import ConfigError
-from .config import BUDGET_NAMES, TokenizerConfig, get_budget
+from .core.checks import ConfigError
+from .core.config import BUDGET_NAMES, TokenizerConfig, get_budget
 
 
 def _cmd_env(args) -> None:
-    from .device import environment_report
+    from .core.device import environment_report
 
     for key, value in environment_report().items():
         print(f"{key:>15}: {value}")
@@ -41,9 +41,9 @@ def _cmd_env(args) -> None:
 def _cmd_tokenizer_train(args) -> None:
     import hashlib
 
-    from . import tokenizer_stage
-    from .config import runs_dir
-    from .tokenizer import Tokenizer
+    from .stages import tokenizer as tokenizer_stage
+    from .core.config import runs_dir
+    from .text.tokenizer import Tokenizer
 
     budget = get_budget(args.budget)
     config = TokenizerConfig(
@@ -76,8 +76,8 @@ def _cmd_tokenizer_train(args) -> None:
 
 
 def _cmd_tokenizer_encode(args) -> None:
-    from . import tokenizer_stage
-    from .tokenizer import Tokenizer
+    from .stages import tokenizer as tokenizer_stage
+    from .text.tokenizer import Tokenizer
 
     tokenizer = Tokenizer.load(args.tokenizer) if args.tokenizer is not None else tokenizer_stage.artifact(args.budget)
     ids = tokenizer.encode(args.text)
@@ -85,7 +85,7 @@ def _cmd_tokenizer_encode(args) -> None:
 
 
 def _cmd_data_build(args) -> None:
-    from . import data_stage
+    from .stages import data as data_stage
 
     report = data_stage.artifact(get_budget(args.budget), progress=True)
     for row in report["steps"]:
@@ -97,7 +97,7 @@ def _cmd_data_build(args) -> None:
 
 
 def _cmd_world(args) -> None:
-    from .world import World
+    from .text.world import World
 
     world = World(get_budget(args.budget).world)
     if args.show == "people":
@@ -121,7 +121,7 @@ def _cmd_pipeline(args) -> None:
     report = run_pipeline(budget, Path(args.out) if args.out else None, args.stages)
     print(f"report: {report}")
     if args.readme:
-        from .config import repo_root
+        from .core.config import repo_root
         from .pipeline import update_readme
 
         root = repo_root()
@@ -149,7 +149,7 @@ def _cmd_bench(args) -> None:
 
 
 def _cmd_pretrain(args) -> None:
-    from . import pretrain
+    from .stages import pretrain
 
     budget = _budget_with_pretrain_overrides(args)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, process 0 speaks
@@ -174,9 +174,9 @@ def _budget_with_pretrain_overrides(args):
 def _cmd_midtrain(args) -> None:
     from dataclasses import replace
 
-    from . import midtrain
+    from .stages import midtrain
     from .course import markdown_table
-    from .midtrain import COMPARISON_COLUMNS, TOOL_COLUMNS, comparison_rows, tool_example, tool_rows
+    from .stages.midtrain import COMPARISON_COLUMNS, TOOL_COLUMNS, comparison_rows, tool_example, tool_rows
 
     budget = get_budget(args.budget)
     changes = {k: getattr(args, k) for k in ("steps", "lr") if getattr(args, k, None) is not None}
@@ -197,10 +197,10 @@ def _cmd_midtrain(args) -> None:
 def _cmd_sft(args) -> None:
     from dataclasses import replace
 
-    from . import sft
+    from .stages import sft
     from .course import markdown_table
-    from .eval import format_eval_table
-    from .sft import DATA_COLUMNS, data_rows
+    from .evals.chat_eval import format_eval_table
+    from .stages.sft import DATA_COLUMNS, data_rows
 
     budget = get_budget(args.budget)
     changes = {k: getattr(args, k) for k in ("steps", "lr") if getattr(args, k, None) is not None}
@@ -227,9 +227,9 @@ def _cmd_sft(args) -> None:
 
 
 def _cmd_eval(args) -> None:
-    from . import pretrain
-    from .probes import probe_base_model
-    from .world import World
+    from .stages import pretrain
+    from .evals.probes import probe_base_model
+    from .text.world import World
 
     budget = get_budget(args.budget)
     if args.checkpoint is not None:
@@ -245,9 +245,9 @@ def _cmd_eval(args) -> None:
 
 
 def _eval_checkpoint(args, budget) -> None:
-    """`minilm eval CHECKPOINT`: the chat harness (minilm.eval) on a saved model; table and JSON."""
-    from .eval import format_eval_table
-    from .sft import eval_checkpoint, eval_path
+    """`minilm eval CHECKPOINT`: the chat harness (minilm.evals.chat_eval) on a saved model; table and JSON."""
+    from .evals.chat_eval import format_eval_table
+    from .stages.sft import eval_checkpoint, eval_path
 
     samples = 1 if args.samples is None else args.samples
     temperature = 0.0 if args.temperature is None else args.temperature
@@ -262,7 +262,7 @@ def _eval_checkpoint(args, budget) -> None:
 
 def _base_model(args, build: bool = True):
     """The budget's base model and tokenizer; with ``build=False`` a missing one is a clear error."""
-    from . import pretrain
+    from .stages import pretrain
 
     budget = get_budget(args.budget)
     path = pretrain.path(budget)
@@ -274,7 +274,7 @@ def _base_model(args, build: bool = True):
 
 
 def _cmd_sample(args) -> None:
-    from .generate import complete
+    from .inference.generate import complete
 
     model, tokenizer = _base_model(args)
     for text in complete(model, tokenizer, [args.prompt] * args.n, max_new_tokens=args.tokens,
@@ -284,7 +284,7 @@ def _cmd_sample(args) -> None:
 
 
 def _cmd_generate(args) -> None:
-    from .generate import check_sampling, stream
+    from .inference.generate import check_sampling, stream
 
     sampling = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p)
     check_sampling(**sampling)  # before loading anything
@@ -299,9 +299,9 @@ def _cmd_generate(args) -> None:
 
 
 def _cmd_chat(args) -> None:
-    from .chat import Chat, chat_loop, default_max_new_tokens
-    from .sft import load_chat_model
-    from .generate import check_sampling
+    from .inference.chat import Chat, chat_loop, default_max_new_tokens
+    from .stages.sft import load_chat_model
+    from .inference.generate import check_sampling
 
     sampling = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p)
     check_sampling(**sampling)  # before loading anything
@@ -319,7 +319,7 @@ def _cmd_chat(args) -> None:
 def _cmd_check(args) -> None:
     import pytest
 
-    from .config import repo_root
+    from .core.config import repo_root
 
     if repo_root() is None:
         raise FileNotFoundError("exercises live in the course checkout: clone the repo and run `make check CH=01`")
@@ -359,8 +359,8 @@ def _seed(text: str) -> int:
 
 
 def _device(text: str) -> str:
-    """An argparse type: a device this machine has (minilm.device.check_device)."""
-    from .device import check_device
+    """An argparse type: a device this machine has (minilm.core.device.check_device)."""
+    from .core.device import check_device
 
     try:
         return check_device(text)
@@ -411,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     pre.set_defaults(func=_cmd_pretrain)
 
     ev = sub.add_parser("eval", help="chat eval of a checkpoint (table + JSON); without one, probe the base model")
-    ev.add_argument("checkpoint", nargs="?", help="a chat model checkpoint (.pt): run the eval suite of minilm.eval "
+    ev.add_argument("checkpoint", nargs="?", help="a chat model checkpoint (.pt): run the eval suite of minilm.evals.chat_eval "
                     "and save <name>.eval.json next to it; without it, probe the base model (one JSON line)")
     ev.add_argument("-n", "--n", type=_at_least(1), help="questions per category (default 50), or problems per probe (200)")
     ev.add_argument("--samples", type=int, help="replies per question for pass@k (needs --temperature > 0)")

@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import BUDGETS, repo_root
-from .tables import markdown_table
+from .core.config import BUDGETS, repo_root
+from .core.tables import markdown_table
 
 # The lifecycle phases a chapter belongs to, in the order the map's legend lists them.
 PHASES = ("all phases", "pre-training", "inference-time", "post-training")
@@ -194,7 +194,7 @@ def _tokens(steps: int, batch_size: int, seq_len: int) -> str:
     return f"{steps:,} steps x {batch_size} x {seq_len} tokens ({size} tokens)"
 
 
-# The few settings per stage that say how big a budget is; every setting is in minilm.config.BUDGETS.
+# The few settings per stage that say how big a budget is; every setting is in minilm.core.config.BUDGETS.
 BUDGET_ROWS = (
     ("corpus", "Shakespeare", lambda b: "all the training plays" if b.corpus_chars == 0
      else f"the first {b.corpus_chars:,} characters"),
@@ -212,7 +212,7 @@ BUDGET_ROWS = (
 
 def budgets_table(budgets: dict | None = None) -> str:
     """The budgets side by side as markdown: what each is for, how long it takes, then a few rows per
-    stage saying how big it is (``BUDGET_ROWS``; every setting is in ``minilm.config.BUDGETS``).
+    stage saying how big it is (``BUDGET_ROWS``; every setting is in ``minilm.core.config.BUDGETS``).
 
     >>> print(budgets_table().splitlines()[-1])
     | sft | training | 12 steps x 8 rows | 300 steps x 32 rows | 1,000 steps x 64 rows |

@@ -14,11 +14,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import data_stage, midtrain, pretrain, sft, tokenizer_stage
-from .config import Budget, runs_dir
-from .corpus import load_shakespeare, shakespeare_texts
-from .files import atomic_write_bytes, atomic_write_text
-from .tokenizer import bytes_per_token, gpt2_encoding, reference_tokenizer
+from .core.config import Budget, runs_dir
+from .core.files import atomic_write_bytes, atomic_write_text
+from .stages import data as data_stage, midtrain, pretrain, sft, tokenizer as tokenizer_stage
+from .text.corpus import load_shakespeare, shakespeare_texts
+from .text.tokenizer import bytes_per_token, gpt2_encoding, reference_tokenizer
 
 
 @dataclass
@@ -76,7 +76,7 @@ def stage_tokenizer(budget: Budget, run: Run) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .viz import plot_bytes_per_token
+    from .plots.viz import plot_bytes_per_token
 
     start = time.perf_counter()
     tokenizer = tokenizer_stage.artifact(budget, progress=False)
@@ -113,7 +113,7 @@ def stage_data(budget: Budget, run: Run) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .viz import plot_mixture
+    from .plots.viz import plot_mixture
 
     report = data_stage.artifact(budget, progress=False)
     steps = [(r["step"], r["docs_in"], r["docs_out"], r["seconds"]) for r in report["steps"]]
@@ -137,8 +137,8 @@ def stage_pretrain(budget: Budget, run: Run) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .pretrain import summary_rows
-    from .viz import plot_training_curves
+    from .stages.pretrain import summary_rows
+    from .plots.viz import plot_training_curves
 
     _, _, summary = pretrain.artifact(budget)
     model = summary["model_config"]
@@ -164,8 +164,8 @@ def stage_midtrain(budget: Budget, run: Run) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .midtrain import COMPARISON_COLUMNS, OP_NAMES, TOOL_COLUMNS, comparison_rows, tool_example, tool_rows
-    from .plots_midtrain import plot_anneal_curves, plot_tool_accuracy
+    from .stages.midtrain import COMPARISON_COLUMNS, OP_NAMES, TOOL_COLUMNS, comparison_rows, tool_example, tool_rows
+    from .plots.midtrain import plot_anneal_curves, plot_tool_accuracy
 
     _, _, summary = midtrain.artifact(budget)
     _, _, base = pretrain.artifact(budget)
@@ -204,10 +204,10 @@ def stage_sft(budget: Budget, run: Run) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .eval import CATEGORIES, format_eval_table
-    from .plots_sft import plot_eval_bars
-    from .sft import DATA_COLUMNS, data_rows
-    from .viz import plot_training_curves
+    from .evals.chat_eval import CATEGORIES, format_eval_table
+    from .plots.sft import plot_eval_bars
+    from .stages.sft import DATA_COLUMNS, data_rows
+    from .plots.viz import plot_training_curves
 
     _, _, summary = sft.artifact(budget)
     c, data = summary["config"], summary["data"]

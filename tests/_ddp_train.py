@@ -11,8 +11,8 @@ import sys
 import numpy as np
 import torch
 
-from minilm.model import GPT, GPTConfig
-from minilm.train import TrainConfig, setup_distributed, train
+from minilm.models.gpt import GPT, GPTConfig
+from minilm.models.train import TrainConfig, setup_distributed, train
 
 
 def main(out_path: str, seconds: float = 0.0) -> None:

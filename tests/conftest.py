@@ -23,21 +23,21 @@ settings.load_profile(os.environ.get("MINILM_HYPOTHESIS_PROFILE", "deterministic
 @pytest.fixture(scope="session")
 def shakespeare_sample():
     """About 200k characters of training plays: enough for real merges, fast to train on."""
-    from minilm.corpus import shakespeare_texts
+    from minilm.text.corpus import shakespeare_texts
 
     return shakespeare_texts("train", max_chars=200_000)
 
 
 @pytest.fixture(scope="session")
 def small_tokenizer(shakespeare_sample):
-    from minilm.tokenizer import Tokenizer
+    from minilm.text.tokenizer import Tokenizer
 
     return Tokenizer.train(shakespeare_sample, vocab_size=1024)
 
 
 @pytest.fixture(scope="session")
 def cl100k():
-    from minilm.tokenizer import reference_tokenizer
+    from minilm.text.tokenizer import reference_tokenizer
 
     return reference_tokenizer("cl100k_base")
 

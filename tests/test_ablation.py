@@ -1,4 +1,4 @@
-"""minilm.ablation: the variants differ by the components they name; runs are seeded and measured."""
+"""minilm.studies.ablation: the variants differ by the components they name; runs are seeded and measured."""
 
 import doctest
 
@@ -11,16 +11,16 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-import minilm.ablation  # noqa: E402
-import minilm.plots_transformer  # noqa: E402
-from minilm.ablation import (  # noqa: E402
-    RESULT_HEADERS, SETUPS, ablation_setup, describe, kv_cache_bytes_per_token, results_rows, run_ablation,
-    run_variant, variant_configs,
-)
-from minilm.config import BUDGETS  # noqa: E402
-from minilm.model import GPT, KVCache  # noqa: E402
-from minilm.plots_transformer import plot_flops_by_component, plot_loss_curves  # noqa: E402
-from minilm.train import TrainConfig  # noqa: E402
+import minilm.studies.ablation  # noqa: E402
+import minilm.plots.transformer  # noqa: E402
+from minilm.studies.ablation import (  # noqa: E402
+                                     RESULT_HEADERS, SETUPS, ablation_setup, describe, kv_cache_bytes_per_token, results_rows, run_ablation,
+                                     run_variant, variant_configs,
+                                     )
+from minilm.core.config import BUDGETS  # noqa: E402
+from minilm.models.gpt import GPT, KVCache  # noqa: E402
+from minilm.plots.transformer import plot_flops_by_component, plot_loss_curves  # noqa: E402
+from minilm.models.train import TrainConfig  # noqa: E402
 
 torch.set_num_threads(2)
 
@@ -128,7 +128,7 @@ def test_flops_chart_shows_shares_and_totals():
     plt.close("all")
 
 
-@pytest.mark.parametrize("module", [minilm.ablation, minilm.plots_transformer])
+@pytest.mark.parametrize("module", [minilm.studies.ablation, minilm.plots.transformer])
 def test_docstring_examples(module):
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0

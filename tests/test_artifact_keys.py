@@ -5,9 +5,10 @@ stage's settings or version change on purpose, update its names here in the same
 
 import pytest
 
-from minilm import midtrain, pretrain, sft, sft_ablations, tokenizer_stage
-from minilm.config import BUDGETS
-from minilm.data_stage import data_key
+from minilm.stages import midtrain, pretrain, sft, tokenizer as tokenizer_stage
+from minilm.studies import sft_ablations
+from minilm.core.config import BUDGETS
+from minilm.stages.data import data_key
 
 # Recorded on 2026-12-07 at commit 81f2812, before the package layout changes (issue 22).
 KEYS = {

@@ -1,4 +1,4 @@
-"""minilm.attention_maps: recomputed attention probabilities match the model's own attention."""
+"""minilm.evals.attention_maps: recomputed attention probabilities match the model's own attention."""
 
 import doctest
 
@@ -10,10 +10,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-import minilm.attention_maps  # noqa: E402
-from minilm.attention_maps import attention_weights, head_summary, layer_attention  # noqa: E402
-from minilm.model import GPT, GPTConfig  # noqa: E402
-from minilm.plots_transformer import plot_attention_heads  # noqa: E402
+import minilm.evals.attention_maps  # noqa: E402
+from minilm.evals.attention_maps import attention_weights, head_summary, layer_attention  # noqa: E402
+from minilm.models.gpt import GPT, GPTConfig  # noqa: E402
+from minilm.plots.transformer import plot_attention_heads  # noqa: E402
 
 torch.set_num_threads(2)
 
@@ -137,12 +137,12 @@ def test_heatmaps_have_titles_and_labels():
 
 
 def test_docstring_examples():
-    result = doctest.testmod(minilm.attention_maps)
+    result = doctest.testmod(minilm.evals.attention_maps)
     assert result.attempted > 0 and result.failed == 0
 
 
 def test_head_summary_grid_is_labelled():
-    from minilm.plots_transformer import plot_head_summary
+    from minilm.plots.transformer import plot_head_summary
 
     stats = head_summary(attention_weights(make(CONFIGS["gpt2"]), torch.arange(6)[None]))
     axes = plot_head_summary(stats, title="summary")

@@ -4,7 +4,7 @@ from fractions import Fraction
 
 import pytest
 
-from minilm.calculator import CalculatorError, evaluate, numbers_in
+from minilm.core.calculator import CalculatorError, evaluate, numbers_in
 
 
 @pytest.mark.parametrize("expression, value", [

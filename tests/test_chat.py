@@ -9,12 +9,12 @@ import sys
 import pytest
 import torch
 
-from minilm.chat import Chat, ContextTooLong, chat_loop, chat_widget, fit_history, readable, transcript
-from minilm.chat_template import render_conversation
+from minilm.inference.chat import Chat, ContextTooLong, chat_loop, chat_widget, fit_history, readable, transcript
+from minilm.text.chat_template import render_conversation
 from minilm.cli import main
-from minilm.generate import CalculatorTool, generate
-from minilm.model import GPT, GPTConfig
-from minilm.tokenizer import CALC_END, CALC_START, ENDOFTEXT, IM_END, RESULT_END, RESULT_START
+from minilm.inference.generate import CalculatorTool, generate
+from minilm.models.gpt import GPT, GPTConfig
+from minilm.text.tokenizer import CALC_END, CALC_START, ENDOFTEXT, IM_END, RESULT_END, RESULT_START
 
 torch.set_num_threads(1)
 
@@ -250,15 +250,15 @@ def test_the_widget_streams_the_transcript_when_send_is_clicked(small_tokenizer)
 
 @pytest.fixture
 def smoke_tokenizer(isolated_runs, small_tokenizer):
-    from minilm.tokenizer_stage import path as tokenizer_path
-    from minilm.config import get_budget
+    from minilm.stages.tokenizer import path as tokenizer_path
+    from minilm.core.config import get_budget
 
     small_tokenizer.save(tokenizer_path(get_budget("smoke")))
     return small_tokenizer
 
 
 def save_tiny(path, model):
-    from minilm.checkpoint import save_checkpoint
+    from minilm.models.checkpoint import save_checkpoint
 
     return save_checkpoint(path, model, None, 0, {}, [])
 
@@ -285,8 +285,8 @@ def test_chat_with_a_checkpoint_and_piped_stdin_prints_the_reply(smoke_tokenizer
 
 
 def test_chat_uses_the_budgets_sft_model_by_default(smoke_tokenizer, monkeypatch, capsys):
-    from minilm.sft import path as sft_model_path
-    from minilm.config import get_budget
+    from minilm.stages.sft import path as sft_model_path
+    from minilm.core.config import get_budget
 
     tok = smoke_tokenizer
     model = tiny_gpt(tok, seed=1)

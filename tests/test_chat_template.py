@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from minilm.chat_template import ChatFormatError, parse_conversation, render_conversation
-from minilm.tokenizer import CALC_END, CALC_START, IM_END, RESULT_END, RESULT_START
+from minilm.text.chat_template import ChatFormatError, parse_conversation, render_conversation
+from minilm.text.tokenizer import CALC_END, CALC_START, IM_END, RESULT_END, RESULT_START
 
 CONVERSATION = [
     {"role": "system", "content": "You are minilm."},

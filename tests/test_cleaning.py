@@ -5,11 +5,11 @@ import re
 import datasets
 import pytest
 
-from minilm.cleaning import (clean, clean_text, is_boilerplate, is_junk_line, is_menu, normalize_unicode, normalize_whitespace, remove_boilerplate, remove_junk_lines)
-from minilm.pii import PII_KINDS, find_pii, luhn_valid, pii_precision_recall, planted_pii, redact, redact_pii
-from minilm.config import get_budget
-from minilm.corpus import load_shakespeare
-from minilm.world import World
+from minilm.data.cleaning import (clean, clean_text, is_boilerplate, is_junk_line, is_menu, normalize_unicode, normalize_whitespace, remove_boilerplate, remove_junk_lines)
+from minilm.data.pii import PII_KINDS, find_pii, luhn_valid, pii_precision_recall, planted_pii, redact, redact_pii
+from minilm.core.config import get_budget
+from minilm.text.corpus import load_shakespeare
+from minilm.text.world import World
 
 # ----------------------------------------------------------------------------------------------
 # Unicode and whitespace

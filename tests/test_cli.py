@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from minilm.cli import main
-from minilm.config import TokenizerConfig
+from minilm.core.config import TokenizerConfig
 
 
 def run_cli(*args, env=None):
@@ -58,8 +58,8 @@ def test_train_on_files_then_encode(tmp_path, capsys):
 def test_training_on_files_never_replaces_the_budgets_tokenizer(tmp_path, isolated_runs, capsys):
     # The budget's artifact path is what every later stage loads: a tokenizer of other text saved
     # there would be taken for the budget's (same vocabulary, same key).
-    from minilm.tokenizer_stage import path as tokenizer_path
-    from minilm.config import get_budget
+    from minilm.stages.tokenizer import path as tokenizer_path
+    from minilm.core.config import get_budget
 
     text = tmp_path / "text.txt"
     text.write_text("the cat sat on the mat. " * 50, encoding="utf-8")
@@ -76,9 +76,9 @@ def test_training_on_files_never_replaces_the_budgets_tokenizer(tmp_path, isolat
 
 def test_training_the_budgets_tokenizer_gives_the_pipelines(isolated_runs, capsys, monkeypatch):
     # Without --input the command builds what tokenizer_artifact builds (plays + tiny world), at its path.
-    from minilm import tokenizer_stage
-    from minilm.config import get_budget
-    from minilm.tokenizer import Tokenizer
+    from minilm.stages import tokenizer as tokenizer_stage
+    from minilm.core.config import get_budget
+    from minilm.text.tokenizer import Tokenizer
 
     budget = get_budget("smoke").with_overrides(corpus_chars=20_000, tokenizer=TokenizerConfig(vocab_size=400))
     monkeypatch.setattr("minilm.cli.get_budget", lambda name: budget)
@@ -123,7 +123,7 @@ def test_file_system_mistakes_are_one_line_and_write_nothing(tmp_path, isolated_
 
 
 def test_generate_checks_its_arguments_before_printing_the_prompt(monkeypatch, capsys, small_tokenizer):
-    from minilm.model import GPT, GPTConfig
+    from minilm.models.gpt import GPT, GPTConfig
 
     model = GPT(GPTConfig.modern(vocab_size=small_tokenizer.vocab_size, block_size=16, n_layer=1, n_embd=16,
                                  n_head=2)).eval()
@@ -194,7 +194,7 @@ def test_bench_pretrain_settings_change_the_configuration(capsys):
 
 def bench_config_params(name, vocab_size):
     from minilm.bench import PRETRAIN_BENCH_CONFIGS
-    from minilm.model import GPT, GPTConfig
+    from minilm.models.gpt import GPT, GPTConfig
 
     c = PRETRAIN_BENCH_CONFIGS[name]
     return GPT(GPTConfig.gpt2(vocab_size=vocab_size, n_layer=c["n_layer"], n_head=c["n_head"], n_embd=c["n_embd"],
@@ -264,11 +264,11 @@ def tiny_base_model(isolated_runs, small_tokenizer):
     """A tiny model saved where the smoke budget's base model lives (training one takes minutes)."""
     import torch
 
-    from minilm.pretrain import path as base_model_path
-    from minilm.tokenizer_stage import path as tokenizer_path
-    from minilm.config import get_budget
-    from minilm.model import GPT, GPTConfig
-    from minilm.checkpoint import save_checkpoint
+    from minilm.stages.pretrain import path as base_model_path
+    from minilm.stages.tokenizer import path as tokenizer_path
+    from minilm.core.config import get_budget
+    from minilm.models.gpt import GPT, GPTConfig
+    from minilm.models.checkpoint import save_checkpoint
 
     budget = get_budget("smoke")
     small_tokenizer.save(tokenizer_path(budget))
@@ -280,7 +280,7 @@ def tiny_base_model(isolated_runs, small_tokenizer):
 
 
 def test_generate_streams_what_the_engine_produces(tiny_base_model, capsys):
-    from minilm.generate import stream
+    from minilm.inference.generate import stream
 
     model, tokenizer = tiny_base_model
     flags = ["--max-new-tokens", "12", "--temperature", "0.9", "--top-k", "40", "--top-p", "0.95", "--min-p", "0.01",
@@ -313,9 +313,9 @@ def tiny_generation_bench(monkeypatch):
     import numpy as np
     import torch
 
-    from minilm import pretrain
-    from minilm.model import GPT, GPTConfig
-    from minilm.train import token_byte_lengths
+    from minilm.stages import pretrain
+    from minilm.models.gpt import GPT, GPTConfig
+    from minilm.models.train import token_byte_lengths
 
     torch.manual_seed(0)
     model = GPT(GPTConfig.modern(vocab_size=64, n_layer=1, n_embd=32, n_head=2, block_size=32)).eval()
@@ -328,7 +328,7 @@ def tiny_generation_bench(monkeypatch):
 
 def test_bench_generate_measures_cache_batching_and_int8(tiny_generation_bench):
     from minilm.bench import bench_generate
-    from minilm.train import evaluate
+    from minilm.models.train import evaluate
 
     model, byte_lengths, tokens = tiny_generation_bench
     result = bench_generate("smoke", new_tokens=40, batch_size=3, repeats=1)
@@ -350,7 +350,7 @@ def test_bench_generate_measures_cache_batching_and_int8(tiny_generation_bench):
 
 
 def test_cache_timings_alternate_the_two_paths_and_keep_the_best(monkeypatch):
-    from minilm import timing
+    from minilm.inference import timing
 
     calls, times = [], iter([9.0, 2.0, 7.0, 3.0, 8.0, 1.5])
     def fake_seconds(model, prompts, new_tokens, use_cache=True, repeats=3):
@@ -404,10 +404,10 @@ def test_counts_on_the_command_line_are_checked_before_anything_runs(capsys, arg
 
 
 def test_only_rope_models_are_timed_past_their_context(tiny_generation_bench, monkeypatch):
-    from minilm import pretrain
+    from minilm.stages import pretrain
     from minilm.bench import bench_generate
-    from minilm.timing import with_context
-    from minilm.model import GPT, GPTConfig
+    from minilm.inference.timing import with_context
+    from minilm.models.gpt import GPT, GPTConfig
 
     learned = GPT(GPTConfig.gpt2(vocab_size=64, n_layer=1, n_embd=16, n_head=2, block_size=16)).eval()
     assert with_context(learned, 16) is learned
@@ -420,7 +420,7 @@ def test_only_rope_models_are_timed_past_their_context(tiny_generation_bench, mo
 
 
 def _midtrain_summary():
-    """The shape of a mid-training summary (minilm.midtrain.midtrain), with made-up figures."""
+    """The shape of a mid-training summary (minilm.stages.midtrain.midtrain), with made-up figures."""
     probes = {k: {"accuracy": a, "n": 10} for k, a in
               [("facts_seen", 0.9), ("addition_2digit", 0.95), ("subtraction_2digit", 0.2), ("addition_3digit", 0.1)]}
     run = {"val_loss": 4.0, "val_bpb": 2.0, "probes": probes, "history": [{"step": 1, "loss": 4.0, "lr": 0.0}]}
@@ -431,7 +431,7 @@ def _midtrain_summary():
 
 
 def test_midtrain_prints_the_comparison_and_the_tool_table(monkeypatch, capsys):
-    import minilm.midtrain
+    import minilm.stages.midtrain
 
     seen = {}
 
@@ -439,7 +439,7 @@ def test_midtrain_prints_the_comparison_and_the_tool_table(monkeypatch, capsys):
         seen["budget"] = budget
         return None, None, _midtrain_summary()
 
-    monkeypatch.setattr(minilm.midtrain, "artifact", fake_artifact)
+    monkeypatch.setattr(minilm.stages.midtrain, "artifact", fake_artifact)
     main(["--budget", "smoke", "midtrain", "--steps", "7", "--lr", "0.002"])
     out = capsys.readouterr().out
     assert seen["budget"].midtrain.steps == 7 and seen["budget"].midtrain.lr == 0.002
@@ -457,8 +457,8 @@ def test_midtrain_rejects_bad_settings_in_one_line(capsys, args, message):
 
 
 def test_eval_checkpoint_prints_the_table_and_saves_json(tiny_base_model, capsys):
-    from minilm.pretrain import path as base_model_path
-    from minilm.config import get_budget
+    from minilm.stages.pretrain import path as base_model_path
+    from minilm.core.config import get_budget
 
     path = base_model_path(get_budget("smoke"))
     main(["--budget", "smoke", "eval", str(path), "-n", "2", "--max-new-tokens", "4"])
@@ -495,8 +495,8 @@ def test_gpu_check_variants_are_valid_d12_configurations():
     import re
 
     from minilm.bench import PRETRAIN_BENCH_CONFIGS, parse_settings
-    from minilm.model import GPTConfig
-    from minilm.train import TrainConfig
+    from minilm.models.gpt import GPTConfig
+    from minilm.models.train import TrainConfig
 
     variants = re.findall(r'^bench "([^"]*)"$', GPU_CHECK.read_text(), flags=re.MULTILINE)
     assert variants[0] == "" and len(variants) >= 3  # the configuration as committed comes first

@@ -4,8 +4,8 @@ from dataclasses import replace
 
 import pytest
 
-from minilm.checks import ConfigError, check_range
-from minilm.config import BUDGETS, Budget, TokenizerConfig, budget_name, get_budget, runs_dir
+from minilm.core.checks import ConfigError, check_range
+from minilm.core.config import BUDGETS, Budget, TokenizerConfig, budget_name, get_budget, runs_dir
 
 
 @pytest.mark.parametrize("env, expected", [
@@ -92,7 +92,7 @@ def test_midtrain_budgets_grow_and_keep_the_base_model_valid():
 
 
 def test_midtrain_settings_do_not_change_the_base_model_key():
-    from minilm.pretrain import path as base_model_path
+    from minilm.stages.pretrain import path as base_model_path
 
     smoke = get_budget("smoke")
     changed = smoke.with_overrides(midtrain=replace(smoke.midtrain, steps=5, tool_share=0.1))
@@ -101,7 +101,7 @@ def test_midtrain_settings_do_not_change_the_base_model_key():
 
 @pytest.mark.parametrize("name", list(BUDGETS))
 def test_every_budget_has_enough_held_out_problems_for_its_tool_probes(name):
-    from minilm.world import World
+    from minilm.text.world import World
 
     budget = BUDGETS[name]
     world = World(budget.world)

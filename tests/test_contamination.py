@@ -3,7 +3,7 @@
 import datasets
 import pytest
 
-from minilm.contamination import ContaminationIndex, contamination_report, decontaminate, ngrams, words
+from minilm.data.contamination import ContaminationIndex, contamination_report, decontaminate, ngrams, words
 
 
 def test_words_split_punctuation():

@@ -4,8 +4,8 @@ from importlib import metadata
 
 import pytest
 
-from minilm import corpus
-from minilm.corpus import VALIDATION_PLAYS, CorpusError, load_shakespeare, markdown_to_text, shakespeare_texts
+from minilm.text import corpus
+from minilm.text.corpus import VALIDATION_PLAYS, CorpusError, load_shakespeare, markdown_to_text, shakespeare_texts
 
 
 def test_all_plays_split_into_scenes():

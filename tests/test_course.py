@@ -12,18 +12,18 @@ import pytest  # noqa: E402
 from matplotlib.patches import FancyBboxPatch  # noqa: E402
 
 import minilm.course  # noqa: E402
-from minilm.config import BUDGETS, repo_root  # noqa: E402
+from minilm.core.config import BUDGETS, repo_root  # noqa: E402
 from minilm.course import (  # noqa: E402
-    BUDGET_ROWS,
-    CHAPTERS,
-    PHASES,
-    budgets_table,
-    chapter,
-    chapters_table,
-    default_notebooks_dir,
-)
-from minilm.plots_course import plot_lifecycle_map  # noqa: E402
-from minilm.tables import markdown_table  # noqa: E402
+                           BUDGET_ROWS,
+                           CHAPTERS,
+                           PHASES,
+                           budgets_table,
+                           chapter,
+                           chapters_table,
+                           default_notebooks_dir,
+                           )
+from minilm.plots.course import plot_lifecycle_map  # noqa: E402
+from minilm.core.tables import markdown_table  # noqa: E402
 
 STAGES = ["orientation", "tokenization", "data", "transformer", "pretraining", "scaling laws", "inference",
           "mid-training", "SFT", "reward models", "RLHF", "RLVR", "distillation", "reasoning", "capstone"]

@@ -9,9 +9,9 @@ from pathlib import Path
 import datasets
 import pytest
 
-from minilm.checks import ConfigError
-from minilm.config import DataConfig, get_budget
-from minilm.data import DataSourceError, load_hf_source, mix, source_documents
+from minilm.core.checks import ConfigError
+from minilm.core.config import DataConfig, get_budget
+from minilm.data.sources import DataSourceError, load_hf_source, mix, source_documents
 
 TEXTS = ["Once upon a time there was a tiny model.", "It learned to count.", "   ", "The end."]
 
@@ -58,7 +58,7 @@ def test_bad_local_paths_are_clear(tmp_path, offline):
 
 def test_offline_hub_load_fails_with_one_clear_message():
     # A fresh process with the hub switched off from the start: no request can leave this machine.
-    code = ("from minilm.data import load_hf_source, DataSourceError\n"
+    code = ("from minilm.data.sources import load_hf_source, DataSourceError\n"
             "try:\n    load_hf_source('tinystories', max_docs=5)\n"
             "except DataSourceError as err:\n    print('ERROR:', err)\n")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -123,9 +123,9 @@ def test_sources_have_train_and_validation_text():
 def test_each_planted_problem_is_removed_and_no_clean_document_is_lost():
     from collections import Counter
 
-    from minilm.contamination import world_eval_texts
-    from minilm.data import planted_corpus, process
-    from minilm.world import World
+    from minilm.data.contamination import world_eval_texts
+    from minilm.data.sources import planted_corpus, process
+    from minilm.text.world import World
 
     tiny = World(get_budget("smoke").world)
     raw = planted_corpus(80, seed=1, world=tiny)
@@ -144,8 +144,8 @@ def test_each_planted_problem_is_removed_and_no_clean_document_is_lost():
 def test_build_data_writes_shards_then_reuses_them(isolated_runs):
     import time
 
-    from minilm.data_stage import artifact as build_data
-    from minilm.shards import TokenShards
+    from minilm.stages.data import artifact as build_data
+    from minilm.data.shards import TokenShards
 
     budget = get_budget("smoke")
     report = build_data(budget, progress=False)
@@ -162,9 +162,9 @@ def test_build_data_writes_shards_then_reuses_them(isolated_runs):
 
 def test_a_moved_runs_folder_reads_its_own_shards(isolated_runs, monkeypatch):
     # The report names the shards' folder: after a move, the old path must not be read (or trained on).
-    from minilm.data_stage import artifact as build_data
-    from minilm.files import UnreadableFileError
-    from minilm.shards import TokenShards
+    from minilm.stages.data import artifact as build_data
+    from minilm.core.files import UnreadableFileError
+    from minilm.data.shards import TokenShards
 
     budget = get_budget("smoke")
     report = build_data(budget, progress=False)

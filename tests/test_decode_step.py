@@ -5,13 +5,13 @@ padded batches and for int8 layers; the engine uses it and still matches uncache
 import pytest
 import torch
 
-import minilm.generate as generate_module
-from minilm.timing import decode_step_seconds
-from minilm.decode_step import DecodeStep, applies_to
-from minilm.generate import generate
-from minilm.midtrain import ToolMaskedGPT
-from minilm.model import GPT, GPTConfig, KVCache
-from minilm.quantize import quantize_model
+import minilm.inference.generate as generate_module
+from minilm.inference.timing import decode_step_seconds
+from minilm.inference.decode_step import DecodeStep, applies_to
+from minilm.inference.generate import generate
+from minilm.stages.midtrain import ToolMaskedGPT
+from minilm.models.gpt import GPT, GPTConfig, KVCache
+from minilm.inference.quantize import quantize_model
 
 torch.set_num_threads(1)
 

@@ -12,12 +12,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from minilm.bench import BENCHMARKS
-from minilm.dedup import (
-    EMPTY, MinHasher, choose_bands_rows, dedup_quality, estimated_jaccard, exact_dedup, exact_duplicates,
-    exact_jaccard, find_near_duplicates, lsh_candidate_pairs, lsh_probability, near_dedup,
-    near_dedup_with_stats, near_duplicate_clusters, normalize_for_hash, pair_jaccard,
-    planted_near_duplicates, sha256_key, shingle_hashes, shingles, similar_pairs,
-)
+from minilm.data.dedup import (
+                               EMPTY, MinHasher, choose_bands_rows, dedup_quality, estimated_jaccard, exact_dedup, exact_duplicates,
+                               exact_jaccard, find_near_duplicates, lsh_candidate_pairs, lsh_probability, near_dedup,
+                               near_dedup_with_stats, near_duplicate_clusters, normalize_for_hash, pair_jaccard,
+                               planted_near_duplicates, sha256_key, shingle_hashes, shingles, similar_pairs,
+                               )
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,7 @@ def test_shingle_hashes_follow_the_shingles(text, n):
 
 def test_signatures_do_not_depend_on_the_process():
     texts = ["to be or not to be that is the question", "한국어 문장 하나 둘 셋 넷 다섯", "🙂 x", ""]
-    code = ("import json, sys; from minilm.dedup import MinHasher; "
+    code = ("import json, sys; from minilm.data.dedup import MinHasher; "
             "print(json.dumps(MinHasher(num_perm=16, seed=7).signatures(json.loads(sys.argv[1])).tolist()))")
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     out = subprocess.run([sys.executable, "-c", code, json.dumps(texts)], env=env, capture_output=True,
@@ -104,7 +104,7 @@ def test_signatures_do_not_depend_on_the_process():
 
 def test_chunking_does_not_change_signatures():
     # Long documents span many chunks of shingles; tiny chunks and blocks must give the same minima.
-    from minilm.corpus import shakespeare_texts
+    from minilm.text.corpus import shakespeare_texts
 
     texts = shakespeare_texts("train")[:3] + ["", "short one", "a b c d e f g"]
     default = MinHasher(num_perm=32).signatures(texts)

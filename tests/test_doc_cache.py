@@ -1,4 +1,4 @@
-"""The document cache (minilm.doc_cache) against a plain dictionary reading of its definition."""
+"""The document cache (minilm.models.doc_cache) against a plain dictionary reading of its definition."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from minilm.doc_cache import cache_probs, cache_statistics, document_ids, fit_cache
+from minilm.models.doc_cache import cache_probs, cache_statistics, document_ids, fit_cache
 
 
 def reference_probs(tokens, base, betas, doc_starts=(0,)):
@@ -126,10 +126,10 @@ def test_fit_turns_the_cache_off_where_the_document_does_not_repeat():
 
 def test_real_play_names_are_learned_from_the_play_itself():
     from minilm.bench import play_starts
-    from minilm.corpus import load_shakespeare
-    from minilm.ngram import KneserNey, window_target_probs
-    from minilm.tokenizer import Tokenizer
-    from minilm.train import token_byte_lengths
+    from minilm.text.corpus import load_shakespeare
+    from minilm.models.ngram import KneserNey, window_target_probs
+    from minilm.text.tokenizer import Tokenizer
+    from minilm.models.train import token_byte_lengths
 
     docs = load_shakespeare()
     train_docs = [d for d in docs if d.split == "train"][:60]

@@ -8,14 +8,14 @@ import re
 import pytest
 import torch
 
-from minilm.chat_template import parse_conversation
-from minilm.config import WorldConfig
-from minilm.eval import CATEGORIES, eval_cases, eval_rows, format_eval_table, pass_at_k, run_eval, wilson_interval
-from minilm.sft import eval_checkpoint, eval_path
-from minilm.world import WORKED_SUFFIX, people_split
-from minilm.model import GPT, GPTConfig
-from minilm.tokenizer import CALC_END, CALC_START, IM_END, Tokenizer
-from minilm.world import World
+from minilm.text.chat_template import parse_conversation
+from minilm.core.config import WorldConfig
+from minilm.evals.chat_eval import CATEGORIES, eval_cases, eval_rows, format_eval_table, pass_at_k, run_eval, wilson_interval
+from minilm.stages.sft import eval_checkpoint, eval_path
+from minilm.text.world import WORKED_SUFFIX, people_split
+from minilm.models.gpt import GPT, GPTConfig
+from minilm.text.tokenizer import CALC_END, CALC_START, IM_END, Tokenizer
+from minilm.text.world import World
 
 WORLD = WorldConfig(people=8, heldout_people=4, bios_per_person=1, arithmetic_docs=4, countdown_docs=1,
                     spelling_docs=1)
@@ -114,7 +114,7 @@ def test_people_split_is_disjoint_and_covers_everyone(world):
 
 
 def test_eval_cases_ask_only_eval_people_and_heldout_problems(world):
-    from minilm.world import is_heldout_problem
+    from minilm.text.world import is_heldout_problem
 
     cases = eval_cases(world, 6)
     split = people_split(world)
@@ -138,7 +138,7 @@ def test_eval_cases_ask_only_eval_people_and_heldout_problems(world):
 
 
 def scripted_generate(tokenizer, answer_for):
-    """A stand-in for minilm.generate.generate: each prompt gets ``answer_for(question)`` (text, or
+    """A stand-in for minilm.inference.generate.generate: each prompt gets ``answer_for(question)`` (text, or
     (text, ended)), written as tokens followed by <|im_end|> when the turn ends."""
     end = tokenizer.special_id(IM_END)
 
@@ -164,7 +164,7 @@ def test_scores_known_replies_exactly(world, tokenizer, monkeypatch):
     letters = [c for c in cases if c.category == "letters"]
 
     def some_value(item):  # a possible value of the asked attribute: naming it is a guess
-        from minilm.world import VALUES
+        from minilm.text.world import VALUES
 
         return VALUES[item.meta["attribute"]][0]
 
@@ -185,7 +185,7 @@ def test_scores_known_replies_exactly(world, tokenizer, monkeypatch):
             return [item.solution, item.answer, f"steps. Answer: {int(item.answer) + 1}", "Answer: none"][i]
         return item.solution if i < 2 else "no idea"  # letters: 2 right, 2 without the form
 
-    monkeypatch.setattr("minilm.generate.generate", scripted_generate(tokenizer, answer_for))
+    monkeypatch.setattr("minilm.inference.generate.generate", scripted_generate(tokenizer, answer_for))
     model = GPT(GPTConfig.modern(vocab_size=tokenizer.vocab_size, n_layer=1, n_embd=16, n_head=2, block_size=64))
     result = run_eval(model, tokenizer, world, n=4)
     got = {c: (result["categories"][c]["correct"], result["categories"][c]["n"]) for c in CATEGORIES}
@@ -211,7 +211,7 @@ def test_scores_known_replies_exactly(world, tokenizer, monkeypatch):
 def test_pass_at_k_from_scripted_samples(world, tokenizer, monkeypatch):
     """Sample s of every case is right when s is even: 3 of 6 right, so pass@1 = 1/2, pass@2 = 1 - C(3,2)/C(6,2)
     = 0.8, and pass@4 = 1 (any 4 of the 6 hold a right one)."""
-    import minilm.generate as engine
+    import minilm.inference.generate as engine
 
     cases = eval_cases(world, 2)
     gold = {c.messages[0]["content"]: c.item for c in cases}
@@ -272,9 +272,9 @@ def test_run_eval_end_to_end_on_a_tiny_random_model(world, tokenizer):
 
 
 def test_eval_checkpoint_writes_json_next_to_it(isolated_runs, world, tokenizer):
-    from minilm.tokenizer_stage import path as tokenizer_path
-    from minilm.config import get_budget
-    from minilm.checkpoint import CheckpointError, save_checkpoint
+    from minilm.stages.tokenizer import path as tokenizer_path
+    from minilm.core.config import get_budget
+    from minilm.models.checkpoint import CheckpointError, save_checkpoint
 
     budget = get_budget("smoke").with_overrides(world=WORLD)
     tokenizer.save(tokenizer_path(budget))
@@ -295,7 +295,7 @@ def test_plot_eval_bars_draws_every_category_with_intervals(world, tokenizer, mo
     import matplotlib
 
     matplotlib.use("Agg")
-    from minilm.plots_sft import plot_eval_bars, plot_refusals
+    from minilm.plots.sft import plot_eval_bars, plot_refusals
 
     entry = {"accuracy": 0.5, "correct": 2, "n": 4, "ci_low": 0.15, "ci_high": 0.85}
     results = {name: {"categories": {c: entry for c in CATEGORIES}, "format": entry,

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from minilm.files import UnreadableFileError, atomic_write_bytes, atomic_write_text, read_json
+from minilm.core.files import UnreadableFileError, atomic_write_bytes, atomic_write_text, read_json
 
 
 def test_a_failed_write_names_the_target_and_leaves_the_old_file(tmp_path):

@@ -7,10 +7,10 @@ from fractions import Fraction
 import pytest
 import torch
 
-from minilm.generate import (CalculatorTool, calculator_result, complete, filtered_probs, format_number, generate,
-                             generate_tokens, sample_next, stream)
-from minilm.model import GPT, GPTConfig
-from minilm.tokenizer import CALC_END, CALC_START, RESULT_END, RESULT_START
+from minilm.inference.generate import (CalculatorTool, calculator_result, complete, filtered_probs, format_number, generate,
+                                       generate_tokens, sample_next, stream)
+from minilm.models.gpt import GPT, GPTConfig
+from minilm.text.tokenizer import CALC_END, CALC_START, RESULT_END, RESULT_START
 
 torch.set_num_threads(1)
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from minilm.bench import attention_kernels
-from minilm.generate import generate
-from minilm.model import GPT, GPTConfig
-from minilm.train import TrainConfig, train
+from minilm.inference.generate import generate
+from minilm.models.gpt import GPT, GPTConfig
+from minilm.models.train import TrainConfig, train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -52,7 +52,7 @@ def test_kv_cache_on_the_gpu_gives_the_tokens_and_logits_of_full_forwards(config
     model = GPT(config).cuda().eval()
     prompts = [[1, 2, 3], [4, 5, 6, 7, 8, 9]]
     assert generate(model, prompts, 12) == generate(model, prompts, 12, use_cache=False)
-    from minilm.model import KVCache
+    from minilm.models.gpt import KVCache
 
     ids = torch.randint(0, 64, (2, 20), device="cuda")
     with torch.no_grad():

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from minilm.generate import generate
-from minilm.grow import default_positions, grow_depth, growth_experiment, new_block_indices
-from minilm.model import GPT, GPTConfig, KVCache
+from minilm.inference.generate import generate
+from minilm.studies.grow import default_positions, grow_depth, growth_experiment, new_block_indices
+from minilm.models.gpt import GPT, GPTConfig, KVCache
 
 VOCAB = 97
 
@@ -169,7 +169,7 @@ def test_growth_experiment_matches_compute_and_starts_from_the_small_model():
     (lambda: new_block_indices(3, [5]), "position=5 is out of range"),
 ])
 def test_positions_of_new_blocks_are_checked(call, message):
-    from minilm.checks import ConfigError
+    from minilm.core.checks import ConfigError
 
     with pytest.raises(ConfigError, match=message):
         call()

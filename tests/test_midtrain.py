@@ -8,17 +8,17 @@ import numpy as np
 import pytest
 import torch
 
-from minilm import midtrain as midtrain_module
-from minilm.midtrain import artifact as midtrain_artifact, path as midtrain_model_path
-from minilm.pretrain import path as base_model_path
-from minilm.checks import ConfigError
-from minilm.config import DataConfig, MidtrainConfig, PretrainConfig, TokenizerConfig, WorldConfig, get_budget
-from minilm.generate import calculator_result
-from minilm.midtrain import (RUNS, ToolMaskedGPT, comparison_rows, encode_documents, mask_tool_results,
-                             mixture_tokens, probe_tool_arithmetic, tool_rows)
-from minilm.model import GPT, GPTConfig
-from minilm.tokenizer import CALC_END, CALC_START, ENDOFTEXT, RESULT_END, RESULT_START, Tokenizer
-from minilm.world import World, is_heldout_problem, tool_call_text, tool_prompt
+from minilm.stages import midtrain as midtrain_module
+from minilm.stages.midtrain import artifact as midtrain_artifact, path as midtrain_model_path
+from minilm.stages.pretrain import path as base_model_path
+from minilm.core.checks import ConfigError
+from minilm.core.config import DataConfig, MidtrainConfig, PretrainConfig, TokenizerConfig, WorldConfig, get_budget
+from minilm.inference.generate import calculator_result
+from minilm.stages.midtrain import (RUNS, ToolMaskedGPT, comparison_rows, encode_documents, mask_tool_results,
+                                    mixture_tokens, probe_tool_arithmetic, tool_rows)
+from minilm.models.gpt import GPT, GPTConfig
+from minilm.text.tokenizer import CALC_END, CALC_START, ENDOFTEXT, RESULT_END, RESULT_START, Tokenizer
+from minilm.text.world import World, is_heldout_problem, tool_call_text, tool_prompt
 
 torch.set_num_threads(1)
 SPECIALS = (CALC_START, CALC_END, RESULT_START, RESULT_END)
@@ -175,7 +175,7 @@ def test_tool_probe_scores_the_calculators_result(monkeypatch, world, tokenizer)
         seen.update(prompts=prompts, **kwargs)
         return texts
 
-    monkeypatch.setattr("minilm.generate.complete", fake_complete)
+    monkeypatch.setattr("minilm.inference.generate.complete", fake_complete)
     result = probe_tool_arithmetic(None, tokenizer, world, n=3, op="+", digits=4)
     assert result["accuracy"] == pytest.approx(1 / 3) and result["called"] == pytest.approx(2 / 3)
     assert seen["tools"] is True and seen["stop"] == "\n"
@@ -210,7 +210,7 @@ def test_midtrain_config_is_validated():
 
 
 def test_both_runs_train_with_the_configured_optimizer():
-    from minilm.midtrain import train_config
+    from minilm.stages.midtrain import train_config
 
     budget = get_budget("smoke")
     muon = train_config(budget)
@@ -267,8 +267,8 @@ def test_midtrain_artifact_holds_model_and_summary(built, tiny_budget, monkeypat
     assert [(row["op"], row["digits"]) for row in summary["tools"]] == [("+", 3), ("-", 3)]
     assert len(comparison_rows(summary)) == 2 + 4 and len(tool_rows(summary)) == 2
     # The artifact is the annealed run's final model: its validation loss is the summary's.
-    from minilm.pretrain import load_tokens
-    from minilm.train import evaluate, token_byte_lengths
+    from minilm.stages.pretrain import load_tokens
+    from minilm.models.train import evaluate, token_byte_lengths
 
     _, val, _ = load_tokens(tiny_budget, progress=False)
     again = evaluate(model, val, 64, 64, 10**9, token_byte_lengths(tokenizer))

@@ -1,10 +1,10 @@
-"""minilm.model: GPT-2 equivalence with Hugging Face, causality, KV cache, GQA, sizes, errors."""
+"""minilm.models.gpt: GPT-2 equivalence with Hugging Face, causality, KV cache, GQA, sizes, errors."""
 
 import pytest
 import torch
 
-from minilm.checks import ConfigError
-from minilm.model import GPT, GPTConfig, KVCache, RMSNorm, apply_rope, check_token_ids, rope_tables
+from minilm.core.checks import ConfigError
+from minilm.models.gpt import GPT, GPTConfig, KVCache, RMSNorm, apply_rope, check_token_ids, rope_tables
 
 torch.set_num_threads(2)
 

@@ -8,18 +8,18 @@ import numpy as np
 import pytest
 import torch
 
-import minilm.ngram as ngram_module
-from minilm.model import GPT, GPTConfig
-from minilm.ngram import (
-    Interpolated,
-    KneserNey,
-    count_ngrams,
-    fit_interpolation,
-    interpolation_weight,
-    modified_discounts,
-    ney_discount,
-)
-from minilm.train import evaluate, token_byte_lengths
+import minilm.models.ngram as ngram_module
+from minilm.models.gpt import GPT, GPTConfig
+from minilm.models.ngram import (
+                                 Interpolated,
+                                 KneserNey,
+                                 count_ngrams,
+                                 fit_interpolation,
+                                 interpolation_weight,
+                                 modified_discounts,
+                                 ney_discount,
+                                 )
+from minilm.models.train import evaluate, token_byte_lengths
 
 
 def reference_kneser_ney(streams, vocab_size, order, discounts):
@@ -144,8 +144,8 @@ def test_float32_tables_agree_with_float64():
 
 
 def test_higher_orders_score_better_on_real_text():
-    from minilm.corpus import shakespeare_texts
-    from minilm.tokenizer import Tokenizer
+    from minilm.text.corpus import shakespeare_texts
+    from minilm.text.tokenizer import Tokenizer
 
     texts = shakespeare_texts("train", max_chars=300_000)
     tok = Tokenizer.train(texts, 512)
@@ -250,7 +250,7 @@ def test_interpolated_model_scores_the_mixture():
 
 
 def test_window_target_probs_score_as_evaluate_does():
-    from minilm.ngram import window_target_probs
+    from minilm.models.ngram import window_target_probs
 
     lm = KneserNey(random_streams(8, 20, [3000]), 20, 3)
     gpt = small_gpt(20)

@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-from minilm.tokenizer_stage import artifact as tokenizer_artifact, path as tokenizer_path
-from minilm.config import get_budget
+from minilm.stages.tokenizer import artifact as tokenizer_artifact, path as tokenizer_path
+from minilm.core.config import get_budget
 from minilm.pipeline import HEADLINES, results_markdown, run_pipeline
-from minilm.tokenizer import Tokenizer
-from minilm.train import TrainConfig
+from minilm.text.tokenizer import Tokenizer
+from minilm.models.train import TrainConfig
 
 
 def test_pipeline_writes_report_metrics_and_figure(isolated_runs, tmp_path):
@@ -66,8 +66,8 @@ def test_readme_results_table_comes_from_the_run(isolated_runs, tmp_path):
 
 
 def test_midtrain_stage_reports_annealing_and_tool_use(tmp_path, monkeypatch):
-    import minilm.midtrain
-    import minilm.pretrain
+    import minilm.stages.midtrain
+    import minilm.stages.pretrain
     from minilm.pipeline import Run, stage_midtrain
 
     probes = {k: {"accuracy": a, "n": 10} for k, a in
@@ -82,8 +82,8 @@ def test_midtrain_stage_reports_annealing_and_tool_use(tmp_path, monkeypatch):
     summary = {"base": {"val_loss": 4.2, "val_bpb": 2.1, "probes": probes}, "runs": runs, "tools": tools,
                "seconds": 3.0,
                "config": {"steps": 4, "lr": 0.001, "mixture": [["biographies", 1.0]], "tool_share": 0.4}}
-    monkeypatch.setattr(minilm.midtrain, "artifact", lambda budget: (None, None, summary))
-    monkeypatch.setattr(minilm.pretrain, "artifact", lambda budget: (None, None, {"history": history}))
+    monkeypatch.setattr(minilm.stages.midtrain, "artifact", lambda budget: (None, None, summary))
+    monkeypatch.setattr(minilm.stages.pretrain, "artifact", lambda budget: (None, None, {"history": history}))
     run = Run(tmp_path)
     figures = stage_midtrain(get_budget("smoke"), run)
     text = "\n".join(run.sections)
@@ -104,9 +104,9 @@ def test_midtrain_stage_reports_annealing_and_tool_use(tmp_path, monkeypatch):
 def test_load_model_names_what_is_wrong_with_a_checkpoint(tmp_path, damage, message):
     import torch
 
-    from minilm.checkpoint import load_model
-    from minilm.model import GPT, GPTConfig
-    from minilm.checkpoint import CheckpointError, save_checkpoint
+    from minilm.models.checkpoint import load_model
+    from minilm.models.gpt import GPT, GPTConfig
+    from minilm.models.checkpoint import CheckpointError, save_checkpoint
 
     path = save_checkpoint(tmp_path / "model.pt", GPT(GPTConfig.modern(vocab_size=300, block_size=8, n_layer=1,
                                                                          n_embd=16, n_head=2)),
@@ -125,10 +125,10 @@ def test_a_finished_model_missing_its_summary_is_not_trained_again(isolated_runs
 
     import torch
 
-    from minilm.artifacts import artifact_dir, trained_model_artifact
-    from minilm.checkpoint import load_model
-    from minilm.model import GPT, GPTConfig
-    from minilm.train import train
+    from minilm.stages.artifact import artifact_dir, trained_model_artifact
+    from minilm.models.checkpoint import load_model
+    from minilm.models.gpt import GPT, GPTConfig
+    from minilm.models.train import train
 
     budget = get_budget("smoke").with_overrides(corpus_chars=20_000)
     path = artifact_dir(budget) / "base-test.pt"

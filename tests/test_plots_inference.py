@@ -7,8 +7,8 @@ matplotlib.use("Agg")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from minilm import plots_inference as plots  # noqa: E402
-from minilm.model import padded_causal_mask  # noqa: E402
+from minilm.plots import inference as plots  # noqa: E402
+from minilm.models.gpt import padded_causal_mask  # noqa: E402
 
 
 @pytest.fixture(scope="module")

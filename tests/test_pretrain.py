@@ -6,11 +6,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from minilm import pretrain as pretrain_module
-from minilm.pretrain import artifact as base_model_artifact, path as base_model_path
+from minilm.stages import pretrain as pretrain_module
+from minilm.stages.pretrain import artifact as base_model_artifact, path as base_model_path
 from minilm.cli import main
-from minilm.checks import ConfigError
-from minilm.config import PretrainConfig, get_budget
+from minilm.core.checks import ConfigError
+from minilm.core.config import PretrainConfig, get_budget
 
 TINY = PretrainConfig(depth=1, steps=6, batch_size=4, seq_len=32, warmup_steps=1, eval_every=3, sample_every=3)
 
@@ -63,9 +63,9 @@ def test_torchrun_pretrain_splits_each_batch_and_trains_like_one_process(isolate
     # `torchrun --nproc_per_node 2 -m minilm --budget smoke pretrain`, on 2 CPU processes (gloo):
     # each process takes half the rows of every batch, so the run is one process's run with two
     # micro-batches of half the rows, and process 0 alone writes the artifact and reports.
-    from minilm.model import GPT
-    from minilm.pretrain import load_tokens, model_config, train_config
-    from minilm.train import train
+    from minilm.models.gpt import GPT
+    from minilm.stages.pretrain import load_tokens, model_config, train_config
+    from minilm.models.train import train
 
     launched = torchrun(2, "-m", "minilm", "--budget", "smoke", "pretrain",
                         env={"MINILM_RUNS": str(isolated_runs), "OMP_NUM_THREADS": "1"}, timeout=600)

@@ -2,10 +2,10 @@
 
 import pytest
 
-from minilm import probes
-from minilm.checks import ConfigError
-from minilm.config import WorldConfig
-from minilm.world import ATTRIBUTES, CLOZE, VALUES, World, is_heldout_problem
+from minilm.evals import probes
+from minilm.core.checks import ConfigError
+from minilm.core.config import WorldConfig
+from minilm.text.world import ATTRIBUTES, CLOZE, VALUES, World, is_heldout_problem
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def test_every_style_asks_the_same_questions(world, task):
 
 
 def test_worked_examples_are_right_and_from_the_training_side(world):
-    from minilm.world import final_answer
+    from minilm.text.world import final_answer
 
     for prompt, _ in probes.styled_prompts(world, "addition_3digit", "few-shot CoT", n=20, shots=2):
         examples = prompt.split("\n\n")[:-1]

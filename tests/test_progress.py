@@ -10,9 +10,9 @@ import torch
 import tqdm as tqdm_package
 import tqdm.auto
 
-from minilm.model import GPT, GPTConfig
-from minilm.progress import LogBar, is_interactive, progress_bar
-from minilm.train import TrainConfig, train
+from minilm.models.gpt import GPT, GPTConfig
+from minilm.core.progress import LogBar, is_interactive, progress_bar
+from minilm.models.train import TrainConfig, train
 
 
 class Terminal(io.StringIO):

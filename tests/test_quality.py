@@ -7,11 +7,11 @@ import datasets
 import numpy as np
 import pytest
 
-from minilm.checks import ConfigError
-from minilm.corpus import load_shakespeare, shakespeare_texts
-from minilm.quality import (LOW_QUALITY_KINDS, QualityThresholds, ReferenceModel, duplicate_ngram_chars,
-                            heuristic_filter, heuristic_reasons, low_quality_examples, passes_heuristics,
-                            perplexity_filter, shakespeare_reference, top_ngram_chars)
+from minilm.core.checks import ConfigError
+from minilm.text.corpus import load_shakespeare, shakespeare_texts
+from minilm.data.quality import (LOW_QUALITY_KINDS, QualityThresholds, ReferenceModel, duplicate_ngram_chars,
+                                 heuristic_filter, heuristic_reasons, low_quality_examples, passes_heuristics,
+                                 perplexity_filter, shakespeare_reference, top_ngram_chars)
 
 GOOD_PROSE = (
     "The library opens at nine in the morning and closes at six in the evening. Visitors can borrow up to "

@@ -10,10 +10,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from minilm.model import GPT, GPTConfig
-from minilm.quantize import (QMAX, Int8Embedding, Int8Linear, dequantize_int8, format_report, layer_bytes,
-                             model_size_bytes, quantization_report, quantize_int8, quantize_model,
-                             quantized_layer_bytes, quantized_layer_names)
+from minilm.models.gpt import GPT, GPTConfig
+from minilm.inference.quantize import (QMAX, Int8Embedding, Int8Linear, dequantize_int8, format_report, layer_bytes,
+                                       model_size_bytes, quantization_report, quantize_int8, quantize_model,
+                                       quantized_layer_bytes, quantized_layer_names)
 
 torch.set_num_threads(1)
 
@@ -190,7 +190,7 @@ def test_quantized_layers_take_at_most_30_percent_of_their_fp32_bytes():
 
 
 def test_a_quantized_model_generates_and_saves():
-    from minilm.generate import generate
+    from minilm.inference.generate import generate
 
     model = tiny_model()
     small = quantize_model(model)
@@ -237,7 +237,7 @@ def report_inputs():
 
 
 def test_report_compares_fp32_ours_and_pytorch(report_inputs):
-    from minilm.train import evaluate
+    from minilm.models.train import evaluate
 
     model, tokens, byte_lengths = report_inputs
     rows = quantization_report(model, tokens, byte_lengths, new_tokens=8, repeats=1)
@@ -258,7 +258,7 @@ def test_report_compares_fp32_ours_and_pytorch(report_inputs):
 
 
 def test_report_says_why_when_pytorch_quantization_fails(report_inputs, monkeypatch):
-    import minilm.quantize as quantize
+    import minilm.inference.quantize as quantize
 
     def broken(model, names):
         raise RuntimeError("torch.ao.quantization.quantize_dynamic failed: NotImplementedError: no engine")

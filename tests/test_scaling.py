@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-import minilm.scaling_law
-import minilm.scaling_sweep
-from minilm.model import GPT, GPTConfig
-from minilm.scaling_law import (CHINCHILLA, EPOCH_REFIT, ScalingFit, bootstrap_fits, compute_optimal, fit_scaling_law, flops_check, inference_optimal, isoflop_curve, measured_flops_per_token, tokens_per_parameter, training_flops)
-from minilm.scaling_sweep import SweepConfig, records_arrays, run_sweep, sweep_config
+import minilm.studies.scaling_law
+import minilm.studies.scaling_sweep
+from minilm.models.gpt import GPT, GPTConfig
+from minilm.studies.scaling_law import (CHINCHILLA, EPOCH_REFIT, ScalingFit, bootstrap_fits, compute_optimal, fit_scaling_law, flops_check, inference_optimal, isoflop_curve, measured_flops_per_token, tokens_per_parameter, training_flops)
+from minilm.studies.scaling_sweep import SweepConfig, records_arrays, run_sweep, sweep_config
 
 TRUTH = ScalingFit(E=1.9, A=300.0, B=900.0, alpha=0.35, beta=0.4)
 
@@ -273,7 +273,7 @@ def test_budget_sweeps_grow_and_fit_five_constants():
     assert max(smoke.tokens) < max(laptop.tokens) < max(gpu.tokens)
 
 
-@pytest.mark.parametrize("module", [minilm.scaling_law, minilm.scaling_sweep])
+@pytest.mark.parametrize("module", [minilm.studies.scaling_law, minilm.studies.scaling_sweep])
 def test_docstring_examples(module):
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0

@@ -9,21 +9,21 @@ import numpy as np
 import pytest
 import torch
 
-from minilm.calculator import evaluate as calculate
-from minilm.chat_template import parse_conversation, render_conversation
-from minilm.checks import ConfigError
-from minilm.config import SFT_SOURCES, SFTConfig, WorldConfig, get_budget
-from minilm.eval import CATEGORIES, is_refusal, names_value
-from minilm.world import WORKED_SUFFIX, people_split
-from minilm.model import GPT, GPTConfig
-from minilm.chat_sets import load_chat_dataset, normalize_conversation
-from minilm.conversations import (FACT_QUESTIONS, IDENTITY, REFUSALS, conversation_length, conversations, is_known, knowledge_aware_conversations, knowledge_key, length_stats, mix_conversations, source_counts)
-from minilm.probes import IDENTITY_PROBES, identity_rate, knowledge_summary, probe_knowledge, refusal_rows
-from minilm.sft import encode_conversations, train_sft
-from minilm.tokenizer import IM_END, PAD, RESULT_END, RESULT_START, Tokenizer
-from minilm.train import TrainConfig, evaluate, get_batch, train
-from minilm.world import (ATTRIBUTES, CLOZE, REFUSAL, VALUES, Item, World, final_answer, is_heldout_problem,
-                          tool_call_text, verify)
+from minilm.core.calculator import evaluate as calculate
+from minilm.text.chat_template import parse_conversation, render_conversation
+from minilm.core.checks import ConfigError
+from minilm.core.config import SFT_SOURCES, SFTConfig, WorldConfig, get_budget
+from minilm.evals.chat_eval import CATEGORIES, is_refusal, names_value
+from minilm.text.world import WORKED_SUFFIX, people_split
+from minilm.models.gpt import GPT, GPTConfig
+from minilm.data.chat_sets import load_chat_dataset, normalize_conversation
+from minilm.data.conversations import (FACT_QUESTIONS, IDENTITY, REFUSALS, conversation_length, conversations, is_known, knowledge_aware_conversations, knowledge_key, length_stats, mix_conversations, source_counts)
+from minilm.evals.probes import IDENTITY_PROBES, identity_rate, knowledge_summary, probe_knowledge, refusal_rows
+from minilm.stages.sft import encode_conversations, train_sft
+from minilm.text.tokenizer import IM_END, PAD, RESULT_END, RESULT_START, Tokenizer
+from minilm.models.train import TrainConfig, evaluate, get_batch, train
+from minilm.text.world import (ATTRIBUTES, CLOZE, REFUSAL, VALUES, Item, World, final_answer, is_heldout_problem,
+                               tool_call_text, verify)
 
 torch.set_num_threads(1)
 MIX = (("facts", 40), ("refusals", 20), ("arithmetic", 20), ("arithmetic_worked", 10), ("calculator", 6),
@@ -320,7 +320,7 @@ def test_training_on_rows_resumes_exactly(tmp_path):
 
 
 def test_a_rope_model_takes_a_longer_context_with_the_same_weights():
-    from minilm.sft import extend_context
+    from minilm.stages.sft import extend_context
 
     torch.manual_seed(0)
     model = GPT(TINY).eval()
@@ -399,8 +399,8 @@ def test_a_folder_that_is_not_a_saved_dataset_is_named(tmp_path):
 
 def test_the_chat_models_key_follows_the_chat_datas_contents(tmp_path):
     # Keyed by the path alone, an edited file would load the model trained on its old text.
-    from minilm.sft import path as sft_model_path
-    from minilm.sft_ablations import path as sft_ablations_path
+    from minilm.stages.sft import path as sft_model_path
+    from minilm.studies.sft_ablations import path as sft_ablations_path
 
     data = tmp_path / "chats.jsonl"
     budget = get_budget("smoke")
@@ -418,7 +418,7 @@ def test_chat_data_contents_hash_a_large_file_in_chunks_as_a_whole(tmp_path):
     # the keys of models already built stay valid.
     import hashlib
 
-    from minilm.sft import chat_data_contents
+    from minilm.stages.sft import chat_data_contents
 
     data = tmp_path / "chats.jsonl"
     data.write_bytes(bytes(range(256)) * 10_000)  # 2.4 MiB: three chunks
@@ -436,7 +436,7 @@ def test_a_hub_name_offline_fails_with_how_to_get_it():
 
 
 def test_normalize_conversation_rejects_what_it_cannot_read():
-    from minilm.chat_template import ChatFormatError
+    from minilm.text.chat_template import ChatFormatError
 
     with pytest.raises(ChatFormatError, match="role 'narrator'"):
         normalize_conversation([{"role": "narrator", "content": "Once"}])
@@ -460,7 +460,7 @@ def test_train_sft_teaches_the_reply_and_the_end_of_turn(world, tokenizer):
     assert len(evals) == 2 and evals[-1]["val_loss"] < 0.5 * result.history[0]["loss"]
     end = tokenizer.special_id(IM_END)
     prompt = render_conversation(tokenizer, [{"role": "user", "content": "Who are you?"}], add_generation_prompt=True)[0]
-    from minilm.generate import generate
+    from minilm.inference.generate import generate
 
     (reply,) = generate(model.eval(), [prompt], 40, stop_ids=(end,))
     assert reply[-1] == end and "minilm" in tokenizer.decode(reply)
@@ -472,14 +472,14 @@ def test_train_sft_teaches_the_reply_and_the_end_of_turn(world, tokenizer):
 
 
 def test_sft_stage_builds_the_artifact_once_with_eval_before_and_after(isolated_runs, monkeypatch, small_tokenizer):
-    import minilm.sft
-    from minilm.sft import artifact as sft_artifact, path as sft_model_path
+    import minilm.stages.sft
+    from minilm.stages.sft import artifact as sft_artifact, path as sft_model_path
 
     torch.manual_seed(0)
     start = GPT(GPTConfig.modern(vocab_size=small_tokenizer.vocab_size, block_size=128, n_layer=1, n_embd=64,
                                  n_head=1))
-    monkeypatch.setattr(minilm.midtrain, "artifact", lambda budget, **kw: (start, small_tokenizer, {}))
-    monkeypatch.setattr(minilm.tokenizer_stage, "artifact", lambda budget, **kw: small_tokenizer)
+    monkeypatch.setattr(minilm.stages.midtrain, "artifact", lambda budget, **kw: (start, small_tokenizer, {}))
+    monkeypatch.setattr(minilm.stages.tokenizer, "artifact", lambda budget, **kw: small_tokenizer)
     budget = get_budget("smoke")
     budget = budget.with_overrides(sft=replace(budget.sft, steps=4, warmup_steps=1, eval_every=2, eval_n=2))
     model, tokenizer, summary = sft_artifact(budget, progress=False, device="cpu")
@@ -518,7 +518,7 @@ def fake_summary() -> dict:
 
 
 def test_cli_sft_prints_data_eval_tables_and_identity(monkeypatch, capsys):
-    import minilm.sft
+    import minilm.stages.sft
     from minilm.cli import main
 
     seen = {}
@@ -527,7 +527,7 @@ def test_cli_sft_prints_data_eval_tables_and_identity(monkeypatch, capsys):
         seen["budget"] = budget
         return None, None, fake_summary()
 
-    monkeypatch.setattr(minilm.sft, "artifact", fake_artifact)
+    monkeypatch.setattr(minilm.stages.sft, "artifact", fake_artifact)
     main(["--budget", "smoke", "sft", "--steps", "7", "--lr", "0.002"])
     out = capsys.readouterr().out
     assert seen["budget"].sft.steps == 7 and seen["budget"].sft.lr == 0.002 and seen["budget"].sft.warmup_steps == 2
@@ -540,11 +540,11 @@ def test_cli_sft_prints_data_eval_tables_and_identity(monkeypatch, capsys):
 
 
 def test_pipeline_stage_reports_the_eval_table_before_and_after(tmp_path, monkeypatch):
-    import minilm.sft
+    import minilm.stages.sft
     from minilm.pipeline import STAGES, Run, stage_sft
 
     assert list(STAGES)[-2:] == ["midtrain", "sft"]
-    monkeypatch.setattr(minilm.sft, "artifact", lambda budget: (None, None, fake_summary()))
+    monkeypatch.setattr(minilm.stages.sft, "artifact", lambda budget: (None, None, fake_summary()))
     run = Run(tmp_path)
     figures = stage_sft(get_budget("smoke"), run)
     text = "\n".join(run.sections)
@@ -566,7 +566,7 @@ def scripted_right(world) -> dict:
 
 
 def scripted_complete(world, right: dict, calls: list):
-    """A stand-in for minilm.generate.complete whose answers are known: sample ``s`` of a fact is
+    """A stand-in for minilm.inference.generate.complete whose answers are known: sample ``s`` of a fact is
     right when ``s < right[fact]``; wrong samples name another value, or hedge between the true
     value and another (which the verifier must count as wrong)."""
     everyone = world.people + world.heldout_people
@@ -590,12 +590,12 @@ def scripted_complete(world, right: dict, calls: list):
 @pytest.fixture(scope="module")
 def knowledge(world):
     calls = []
-    # minilm.probes binds `complete` when first imported: import it before the patch, or it would keep
+    # minilm.evals.probes binds `complete` when first imported: import it before the patch, or it would keep
     # the stand-in for every later test.
-    import minilm.probes  # noqa: F401
+    import minilm.evals.probes  # noqa: F401
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("minilm.generate.complete", scripted_complete(world, scripted_right(world), calls))
+        patch.setattr("minilm.inference.generate.complete", scripted_complete(world, scripted_right(world), calls))
         probed = probe_knowledge(None, None, world, people_split(world)["sft_known"], samples=SAMPLES,
                                  temperature=0.7, seed=5)
     return probed, calls

@@ -11,14 +11,14 @@ import matplotlib
 import pytest
 import torch
 
-import minilm.sft_ablations as ablations
-from minilm.config import get_budget
-from minilm.eval import CATEGORIES, is_refusal
-from minilm.world import people_split
-from minilm.model import GPT, GPTConfig
-from minilm.conversations import conversations, mix_conversations
-from minilm.tokenizer import Tokenizer
-from minilm.world import World
+import minilm.studies.sft_ablations as ablations
+from minilm.core.config import get_budget
+from minilm.evals.chat_eval import CATEGORIES, is_refusal
+from minilm.text.world import people_split
+from minilm.models.gpt import GPT, GPTConfig
+from minilm.data.conversations import conversations, mix_conversations
+from minilm.text.tokenizer import Tokenizer
+from minilm.text.world import World
 
 matplotlib.use("Agg")
 torch.set_num_threads(1)
@@ -206,13 +206,13 @@ def test_identity_runs_differ_only_in_the_identity_data(study):
 
 
 def test_default_run_is_the_main_sft_model_when_the_steps_match(study, budget, tiny, monkeypatch):
-    import minilm.sft
+    import minilm.stages.sft
 
     setup = study["setup"]
     record = setup.runs[ablations.DEFAULT_RUN]
     summary = {"config": {"eval_n": 2}, "eval": {"after": record["eval"]}, "identity": {"after": record["identity"]},
                "history": record["history"], "data": {"rows": 7}, "train_seconds": 1.0}
-    monkeypatch.setattr(minilm.sft, "artifact", lambda *a, **k: (tiny[0], tiny[1], summary))
+    monkeypatch.setattr(minilm.stages.sft, "artifact", lambda *a, **k: (tiny[0], tiny[1], summary))
     monkeypatch.setattr(ablations, "train_sft", lambda *a, **k: pytest.fail("the default run must not train"))
     same = budget.with_overrides(sft=replace(budget.sft, ablation_steps=budget.sft.steps))
     reuse = replace(setup, budget=same, config=ablations.ablation_config(same), main_sft=True, runs={}, trained=0)
@@ -222,7 +222,7 @@ def test_default_run_is_the_main_sft_model_when_the_steps_match(study, budget, t
 
 
 def test_tables_and_plots(study):
-    from minilm.plots_sft import plot_eval_bars, plot_refusal_study, plot_size_sweep
+    from minilm.plots.sft import plot_eval_bars, plot_refusal_study, plot_size_sweep
 
     results = study["results"]
     rows = ablations.run_rows(results["bootstrap"])
@@ -244,7 +244,8 @@ def test_make_setup_rejects_a_model_without_its_tokenizer(budget, tiny):
 
 
 def test_artifact_is_built_once_then_loaded(isolated_runs, monkeypatch):
-    from minilm import sft, sft_ablations
+    from minilm.stages import sft
+    from minilm.studies import sft_ablations
 
     built = []
     monkeypatch.setattr(ablations, "sft_ablations", lambda budget, progress, device: built.append(budget.name) or

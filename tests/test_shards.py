@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from minilm.shards import ShardError, TokenShards, is_complete, load_index, read_shard, write_shards
-from minilm.tokenizer import ENDOFTEXT, Tokenizer
+from minilm.data.shards import ShardError, TokenShards, is_complete, load_index, read_shard, write_shards
+from minilm.text.tokenizer import ENDOFTEXT, Tokenizer
 
 DOCS = ["the first document", "a second one 🤗", "", "third: 12345"]
 

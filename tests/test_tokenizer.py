@@ -10,26 +10,26 @@ import tiktoken
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minilm.checks import ConfigError
-from minilm.corpus import shakespeare_texts
-from minilm.tokenizer import (
-    ENDOFTEXT,
-    SPECIAL_TOKENS,
-    UNICODE_ENGINES,
-    UNICODE_SENTINELS,
-    Tokenizer,
-    TokenizerFileError,
-    assigned_in_every_engine,
-    bpe_encode_piece,
-    bytes_per_token,
-    count_pretokens,
-    merge_pair,
-    pair_counts,
-    split_pattern,
-    train_bpe,
-    unassigned_code_points,
-    unicode_version,
-)
+from minilm.core.checks import ConfigError
+from minilm.text.corpus import shakespeare_texts
+from minilm.text.tokenizer import (
+                                   ENDOFTEXT,
+                                   SPECIAL_TOKENS,
+                                   UNICODE_ENGINES,
+                                   UNICODE_SENTINELS,
+                                   Tokenizer,
+                                   TokenizerFileError,
+                                   assigned_in_every_engine,
+                                   bpe_encode_piece,
+                                   bytes_per_token,
+                                   count_pretokens,
+                                   merge_pair,
+                                   pair_counts,
+                                   split_pattern,
+                                   train_bpe,
+                                   unassigned_code_points,
+                                   unicode_version,
+                                   )
 
 HARD_STRINGS = [
     "",
@@ -358,7 +358,7 @@ def test_failed_save_keeps_the_old_file(small_tokenizer, tmp_path, monkeypatch):
     def disk_full(fd):
         raise OSError("disk full")
 
-    import minilm.files as module
+    import minilm.core.files as module
 
     # Fail after the new content was written to the temp file, before the rename.
     monkeypatch.setattr(module.os, "fsync", disk_full)

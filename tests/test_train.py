@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from minilm.checks import ConfigError
-from minilm.model import GPT, GPTConfig
-from minilm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from minilm.train import TrainConfig, evaluate, get_batch, lr_at, train
+from minilm.core.checks import ConfigError
+from minilm.models.gpt import GPT, GPTConfig
+from minilm.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from minilm.models.train import TrainConfig, evaluate, get_batch, lr_at, train
 
 torch.set_num_threads(2)
 CONFIG = GPTConfig.modern(vocab_size=64, block_size=32, n_layer=2, n_embd=32, n_head=2)
@@ -116,8 +116,8 @@ def test_checkpoint_errors(tmp_path):
 
 
 def test_muon_trains_the_block_matrices_and_adamw_the_rest():
-    from minilm.muon import MuonAdamW
-    from minilm.train import make_optimizer
+    from minilm.models.muon import MuonAdamW
+    from minilm.models.train import make_optimizer
 
     m = model()
     optimizer = make_optimizer(m, TrainConfig(optimizer="muon", lr=1e-2, muon_lr=0.05))
@@ -133,7 +133,7 @@ def test_muon_trains_the_block_matrices_and_adamw_the_rest():
 
 
 def test_muon_update_is_close_to_the_orthogonal_factor():
-    from minilm.muon import Muon, orthogonalize
+    from minilm.models.muon import Muon, orthogonalize
 
     g = torch.randn(24, 64, generator=torch.Generator().manual_seed(1))
     u, _, vh = torch.linalg.svd(g, full_matrices=False)
@@ -150,7 +150,7 @@ def test_muon_update_is_close_to_the_orthogonal_factor():
                                       dict(weight_decay=float("nan")), dict(momentum=1.0), dict(ns_steps=2.5),
                                       dict(ns_steps=0)])
 def test_muon_refuses_settings_that_would_break_the_weights(settings):
-    from minilm.muon import Muon
+    from minilm.models.muon import Muon
 
     with pytest.raises(ValueError, match="Muon: bad settings"):
         Muon([torch.nn.Parameter(torch.zeros(4, 4))], **settings)
@@ -159,7 +159,7 @@ def test_muon_refuses_settings_that_would_break_the_weights(settings):
 @pytest.mark.parametrize("shape", [(24, 64), (64, 24)])
 def test_a_stack_of_matrices_is_orthogonalized_one_by_one(shape):
     # Muon stacks same-shape matrices into one batched iteration: each must come out as if alone.
-    from minilm.muon import orthogonalize
+    from minilm.models.muon import orthogonalize
 
     stack = torch.randn(3, *shape, generator=torch.Generator().manual_seed(2))
     batched = orthogonalize(stack)
@@ -169,7 +169,7 @@ def test_a_stack_of_matrices_is_orthogonalized_one_by_one(shape):
 
 def test_muon_steps_match_a_plain_loop_over_the_matrices():
     # The optimizer works on stacks and foreach lists; this is its update written one matrix at a time.
-    from minilm.muon import Muon, orthogonalize
+    from minilm.models.muon import Muon, orthogonalize
 
     torch.manual_seed(0)
     params = [torch.nn.Parameter(torch.randn(*s)) for s in [(8, 16), (8, 16), (16, 8), (12, 12)]]

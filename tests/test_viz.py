@@ -7,7 +7,7 @@ matplotlib.use("Agg")  # no display in CI
 import matplotlib.pyplot as plt
 import pytest
 
-from minilm.viz import LiveLossPlot, plot_bytes_per_token, plot_mixture, plot_training_curves, tokens_html
+from minilm.plots.viz import LiveLossPlot, plot_bytes_per_token, plot_mixture, plot_training_curves, tokens_html
 
 HISTORY = [{"step": 10, "loss": 4.0}, {"step": 20, "loss": 3.0, "val_loss": 3.2, "val_bpb": 2.5},
            {"step": 30, "loss": 2.5}, {"step": 40, "loss": 2.2, "val_loss": 2.6, "val_bpb": 2.1}]

@@ -2,20 +2,20 @@
 
 import pytest
 
-from minilm.checks import ConfigError
-from minilm.config import WorldConfig, get_budget
-from minilm.world import (
-    ATTRIBUTES,
-    REFUSAL,
-    World,
-    arithmetic_item,
-    gold_judge,
-    is_heldout_problem,
-    verify,
-    worked_addition,
-    worked_multiplication,
-    worked_subtraction,
-)
+from minilm.core.checks import ConfigError
+from minilm.core.config import WorldConfig, get_budget
+from minilm.text.world import (
+                               ATTRIBUTES,
+                               REFUSAL,
+                               World,
+                               arithmetic_item,
+                               gold_judge,
+                               is_heldout_problem,
+                               verify,
+                               worked_addition,
+                               worked_multiplication,
+                               worked_subtraction,
+                               )
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +161,7 @@ def test_world_config_validation():
 
 
 def test_no_eval_question_appears_in_pretraining_text(world):
-    from minilm.contamination import ContaminationIndex, contamination_report, world_eval_texts
+    from minilm.data.contamination import ContaminationIndex, contamination_report, world_eval_texts
 
     index = ContaminationIndex(world_eval_texts(world, 30), n=8)
     docs = [d for docs in world.documents().values() for d in docs]

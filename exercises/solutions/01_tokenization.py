@@ -3,7 +3,7 @@
 Plain, simple byte-level BPE in the style of Karpathy's minbpe ``BasicTokenizer``: the whole text
 is one sequence of UTF-8 bytes (no regex pre-tokenization) and every merge step recounts all
 pairs. Slow on big corpora, but every line is easy to follow. This file deliberately does not use
-``minilm``: the tests compare it with ``minilm.tokenizer``.
+``minilm``: the tests compare it with ``minilm.text.tokenizer``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Attention written out with ``@`` and ``softmax``, RoPE in the half-split pairing, and RMSNorm,
 each a few lines. This file deliberately does not use ``minilm``: the tests compare it with
-``minilm.model`` and with PyTorch's fused attention.
+``minilm.models.gpt`` and with PyTorch's fused attention.
 """
 
 from __future__ import annotations

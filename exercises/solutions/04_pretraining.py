@@ -2,7 +2,7 @@
 
 The loss, its two reporting units, the schedule and one optimizer step, each in a few lines of
 tensor code. This file deliberately does not use ``minilm``: the tests compare it with
-``minilm.train`` and with PyTorch's ``F.cross_entropy`` and ``torch.optim.AdamW``.
+``minilm.models.train`` and with PyTorch's ``F.cross_entropy`` and ``torch.optim.AdamW``.
 """
 
 from __future__ import annotations

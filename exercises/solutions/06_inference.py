@@ -3,7 +3,7 @@
 Nucleus filtering with a sort and a cumulative sum, a cache update that is two slice assignments,
 absmax int8 quantization per row, and a calculator that walks the syntax tree and accepts only
 arithmetic. This file deliberately does not use ``minilm``: the tests compare it with
-``minilm.generate``, ``minilm.model.KVCache``, ``minilm.quantize`` and ``minilm.calculator``.
+``minilm.inference.generate``, ``minilm.models.gpt.KVCache``, ``minilm.inference.quantize`` and ``minilm.core.calculator``.
 """
 
 from __future__ import annotations

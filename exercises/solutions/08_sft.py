@@ -3,7 +3,7 @@
 A walk over the turns that marks the assistant's content and its end, a greedy packer that keeps
 conversations whole, and the majority rule that turns probe counts into answers or refusals.
 This file deliberately does not use ``minilm``: the tests compare it with
-``minilm.chat_template``, ``minilm.sft`` and ``minilm.train``.
+``minilm.text.chat_template``, ``minilm.stages.sft`` and ``minilm.models.train``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Exercise 01 (tokenization): your byte-level BPE, checked against ``minilm.tokenizer``.
+"""Exercise 01 (tokenization): your byte-level BPE, checked against ``minilm.text.tokenizer``.
 
 Run with ``make check CH=01`` or ``minilm check 01``. Each test compares one of your functions with
 the package on tricky inputs: the empty string, one character, emoji (4-byte UTF-8 and a skin-tone
@@ -17,8 +17,8 @@ from functools import lru_cache
 
 import pytest
 
-from minilm.corpus import load_shakespeare
-from minilm.tokenizer import Tokenizer, bpe_encode_piece, merge_pair, pair_counts, train_bpe
+from minilm.text.corpus import load_shakespeare
+from minilm.text.tokenizer import Tokenizer, bpe_encode_piece, merge_pair, pair_counts, train_bpe
 
 SCENE_TITLE = "Romeo and Juliet, Act IV, Scene III"  # Juliet takes the potion: ~2,700 characters
 
@@ -43,7 +43,7 @@ def text_of(name: str) -> str:
     for doc in load_shakespeare():
         if doc.title == SCENE_TITLE:
             return doc.text
-    raise LookupError(f"the scene {SCENE_TITLE!r} is not in minilm.corpus.load_shakespeare()")
+    raise LookupError(f"the scene {SCENE_TITLE!r} is not in minilm.text.corpus.load_shakespeare()")
 
 
 @lru_cache(maxsize=None)

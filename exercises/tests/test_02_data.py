@@ -1,11 +1,11 @@
-"""Exercise 02 checked against the package (minilm.dedup, minilm.cleaning)."""
+"""Exercise 02 checked against the package (minilm.data.dedup, minilm.data.cleaning)."""
 
 import random
 
 import numpy as np
 import pytest
 
-from minilm import dedup, pii
+from minilm.data import dedup, pii
 
 PRIME = 2**61 - 1
 HARD_TEXTS = ["", "   ", "Hello  World", "hello world\n", "ＨＥＬＬＯ\u00a0world", "안녕하세요 세계", "👋 🤗 👋",

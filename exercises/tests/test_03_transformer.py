@@ -1,4 +1,4 @@
-"""Exercise 03 checked against the package (minilm.model) and PyTorch's fused attention.
+"""Exercise 03 checked against the package (minilm.models.gpt) and PyTorch's fused attention.
 
 Most comparisons run in float64, where a correct function agrees with the reference to about 1e-12,
 so a tolerance of 1e-10 still catches a missing scale or a wrong pairing. RoPE tables are float32,
@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from minilm import model as package
+from minilm.models import gpt as package
 
 F64 = torch.float64
 
@@ -36,7 +36,7 @@ def test_causal_mask_is_lower_triangular(exercise, length):
 
 @pytest.mark.parametrize("n_queries, n_keys", [(1, 1), (1, 7), (3, 7), (7, 7)])
 def test_causal_mask_with_cached_keys(exercise, n_queries, n_keys):
-    # The mask minilm.model.Attention builds when new queries follow n_keys - n_queries cached keys.
+    # The mask minilm.models.gpt.Attention builds when new queries follow n_keys - n_queries cached keys.
     expected = torch.ones(n_queries, n_keys, dtype=torch.bool).tril(diagonal=n_keys - n_queries)
     got = exercise.causal_mask(n_queries, n_keys)
     assert torch.equal(got, expected), f"causal_mask({n_queries}, {n_keys}):\n{got.int()}\nexpected\n{expected.int()}"
@@ -103,7 +103,7 @@ def test_attention_is_written_from_scratch(exercise, monkeypatch):
 @pytest.mark.parametrize("batch, length, channels, n_head", [(2, 5, 12, 3), (1, 1, 4, 1), (3, 4, 8, 8)])
 def test_split_and_merge_heads(exercise, batch, length, channels, n_head):
     x = randn(batch, length, channels)
-    # minilm.model.Attention: view as (B, T, H, D), then swap T and H.
+    # minilm.models.gpt.Attention: view as (B, T, H, D), then swap T and H.
     expected = x.view(batch, length, n_head, channels // n_head).transpose(1, 2)
     heads = exercise.split_heads(x, n_head)
     assert torch.equal(heads, expected), "head h should hold channels h*D .. (h+1)*D - 1 of every token"

@@ -1,4 +1,4 @@
-"""Exercise 04 checked against PyTorch (F.cross_entropy, torch.optim.AdamW) and the package (minilm.train).
+"""Exercise 04 checked against PyTorch (F.cross_entropy, torch.optim.AdamW) and the package (minilm.models.train).
 
 Losses and the optimizer are compared in float64, where a correct function agrees with PyTorch to
 about 1e-12; float32 appears where the point is overflow (logits of 1e4) or where the package works
@@ -12,8 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from minilm import model as package_model
-from minilm import train as package
+from minilm.models import gpt as package_model
+from minilm.models import train as package
 
 F64 = torch.float64
 
@@ -106,7 +106,7 @@ def test_cross_entropy_when_every_target_is_ignored_is_nan(exercise):
 
 
 def test_cross_entropy_with_the_package_ignore_index(exercise):
-    # minilm.model.GPT marks positions without a target by -1 (see GPT.forward).
+    # minilm.models.gpt.GPT marks positions without a target by -1 (see GPT.forward).
     torch.manual_seed(0)
     gpt = package_model.GPT(package_model.GPTConfig.modern(vocab_size=40, n_layer=1, n_embd=16, n_head=2, block_size=8))
     idx, targets = randint(40, 2, 8, seed=1), randint(40, 2, 8, seed=2)
@@ -158,7 +158,7 @@ def test_bits_per_byte_without_bytes_is_an_error(exercise):
 
 
 def test_loss_perplexity_and_bpb_match_evaluate(exercise):
-    """minilm.train.evaluate on a small random model, recomputed with your functions."""
+    """minilm.models.train.evaluate on a small random model, recomputed with your functions."""
     torch.manual_seed(0)
     vocab, seq_len, windows = 64, 8, 4
     gpt = package_model.GPT(package_model.GPTConfig.modern(vocab_size=vocab, n_layer=1, n_embd=16, n_head=2,

@@ -1,5 +1,5 @@
-"""Exercise 06 checked against the package: minilm.generate (top-p), minilm.model.KVCache,
-minilm.quantize and minilm.calculator.
+"""Exercise 06 checked against the package: minilm.inference.generate (top-p), minilm.models.gpt.KVCache,
+minilm.inference.quantize and minilm.core.calculator.
 
 The cache update also runs inside a real model: generation with your update must give the logits
 of a full forward pass. Quantization is compared element by element (a rounding step may differ by
@@ -11,9 +11,10 @@ from fractions import Fraction
 import pytest
 import torch
 
-from minilm import calculator, quantize
-from minilm.generate import filtered_probs
-from minilm.model import GPT, GPTConfig, KVCache
+from minilm.core import calculator
+from minilm.inference import quantize
+from minilm.inference.generate import filtered_probs
+from minilm.models.gpt import GPT, GPTConfig, KVCache
 
 torch.set_num_threads(1)
 

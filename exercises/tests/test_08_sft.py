@@ -1,5 +1,5 @@
-"""Exercise 08 checked against the package: minilm.chat_template (the loss mask), minilm.sft
-(packing, knowledge-aware refusals) and minilm.train (the targets the loss sees).
+"""Exercise 08 checked against the package: minilm.text.chat_template (the loss mask), minilm.stages.sft
+(packing, knowledge-aware refusals) and minilm.models.train (the targets the loss sees).
 
 The conversations are the SFT data of a small tiny world (facts, refusals, arithmetic with
 calculator calls and their results, multi-turn), rendered with a BPE tokenizer trained on it.
@@ -8,15 +8,15 @@ calculator calls and their results, multi-turn), rendered with a BPE tokenizer t
 import numpy as np
 import pytest
 
-from minilm.chat_template import render_conversation
-from minilm.config import SFTConfig
-from minilm.eval import is_refusal
-from minilm.world import people_split
-from minilm.conversations import FACT_ANSWERS, conversations, knowledge_aware_conversations, knowledge_key
-from minilm.sft import encode_conversations
-from minilm.tokenizer import IM_END, IM_START, PAD, RESULT_END, RESULT_START, Tokenizer
-from minilm.train import get_batch
-from minilm.world import ATTRIBUTES, QUESTIONS, World, WorldConfig
+from minilm.text.chat_template import render_conversation
+from minilm.core.config import SFTConfig
+from minilm.evals.chat_eval import is_refusal
+from minilm.text.world import people_split
+from minilm.data.conversations import FACT_ANSWERS, conversations, knowledge_aware_conversations, knowledge_key
+from minilm.stages.sft import encode_conversations
+from minilm.text.tokenizer import IM_END, IM_START, PAD, RESULT_END, RESULT_START, Tokenizer
+from minilm.models.train import get_batch
+from minilm.text.world import ATTRIBUTES, QUESTIONS, World, WorldConfig
 
 MIX = (("facts", 12), ("refusals", 6), ("arithmetic", 6), ("arithmetic_worked", 4), ("calculator", 6),
        ("letters", 4), ("multi_turn", 8), ("identity", 4))
@@ -116,8 +116,8 @@ def test_pack_rows_gives_the_batches_the_training_loop_draws(exercise, tokenizer
     x, y = get_batch(batches.tokens, 16, seq_len, seed=0, step=0, mask=batches.mask)
     yours = {tuple(i): tuple(t) for i, t in zip(inputs, targets)}
     for x_row, y_row in zip(x.tolist(), y.tolist()):
-        assert tuple(x_row) in yours, "a row minilm.train.get_batch draws is not one of your rows"
-        assert yours[tuple(x_row)] == tuple(y_row), "for this row, minilm.train.get_batch has other targets"
+        assert tuple(x_row) in yours, "a row minilm.models.train.get_batch draws is not one of your rows"
+        assert yours[tuple(x_row)] == tuple(y_row), "for this row, minilm.models.train.get_batch has other targets"
 
 
 def test_pack_rows_keeps_conversations_whole_and_refuses_when_nothing_fits(exercise):

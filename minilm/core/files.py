@@ -1,0 +1,128 @@
+"""Atomic file writes: a reader sees the old file or the whole new one, never half of one.
+
+Write to a temporary file in the same folder, flush it to disk, then rename it over the target
+(``os.replace`` is atomic on POSIX and Windows). An interrupted run leaves the old file intact and
+no temporary file behind; a killed one (no chance to clean up) may leave one, which the next write
+of the same file removes once it is an hour old.
+
+>>> import tempfile, pathlib
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "note.txt"
+>>> atomic_write_text(path, "hello")
+>>> path.read_text()
+'hello'
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import tempfile
+import time
+from pathlib import Path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole or not at all. A failure (disk full, no permission) raises an
+    OSError that names ``path``, not the temporary file the user never asked for."""
+    path = Path(path)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        if hasattr(os, "fchmod"):  # POSIX: mkstemp's 0600 would hide the file from other users
+            os.fchmod(fd, _new_file_mode(path))
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as err:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise OSError(err.errno, f"cannot write {path}: {err.strerror or err} (is its folder writable, "
+                                     "with space left? MINILM_RUNS moves the runs folder)") from err
+        raise
+    _remove_stale_temporaries(path)
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it; put it straight back
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
+def _new_file_mode(path: Path) -> int:
+    """The mode ``open(path, "w")`` would leave: the target's own if it exists (a user's chmod
+    survives a rewrite), else 0666 less the umask, as for any file the user creates."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_UMASK
+
+
+# A temporary file this old was left by a killed writer: no write of ours takes an hour, and a younger
+# one may belong to another process writing the same file right now.
+STALE_SECONDS = 3600
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            if time.time() - tmp.stat().st_mtime > STALE_SECONDS:
+                tmp.unlink()
+        except OSError:  # gone already, or not ours to remove: it does not matter to this write
+            pass
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | os.PathLike, value) -> Path:
+    """Write ``value`` as indented JSON, atomically, making its folder if needed (numpy and torch
+    scalars become floats).
+
+    >>> import tempfile, pathlib
+    >>> path = write_json(pathlib.Path(tempfile.mkdtemp()) / "summary.json", {"loss": 1.5})
+    >>> read_json(path)
+    {'loss': 1.5}
+    """
+    import json
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(value, indent=1, default=float))
+    return path
+
+
+class UnreadableFileError(ValueError):
+    """A file the course wrote earlier cannot be read back (truncated, edited or replaced)."""
+
+
+def read_json(path: str | os.PathLike, kind=dict):
+    """The JSON value in ``path``, which must be a ``kind`` (a dict unless told otherwise); an
+    unreadable or damaged file is one error naming it and saying how to rebuild it.
+
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "summary.json"
+    >>> atomic_write_text(path, '{"seconds": 1')
+    >>> read_json(path)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    minilm.core.files.UnreadableFileError: .../summary.json: not a readable JSON file (truncated or edited?): ... delete it to rebuild it
+    """
+    import json
+
+    path = Path(path)
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise UnreadableFileError(f"{path}: not a readable JSON file (truncated or edited?): {err}; "
+                                  "delete it to rebuild it") from None
+    if not isinstance(value, kind):
+        raise UnreadableFileError(f"{path}: holds a JSON {type(value).__name__}, not the {kind.__name__} "
+                                  "minilm wrote there; delete it to rebuild it")
+    return value

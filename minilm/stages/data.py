@@ -1,0 +1,96 @@
+"""The data stage: the budget's sources cleaned, mixed and written as token shards, and kept.
+
+The steps themselves live in :mod:`minilm.data.sources` (they transform what they are given); this stage
+runs them on the budget's sources with the budget's tokenizer and keeps the shards under a key of
+everything they depend on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from ..core.config import Budget
+from ..core.files import read_json, write_json
+from ..data.contamination import world_eval_texts
+from ..data.shards import is_complete, load_index, write_shards
+from ..data.sources import StepLog, mix, process, source_documents, to_dataset
+from ..text.world import World
+from . import tokenizer as tokenizer_stage
+from .artifact import CORPUS_VERSION, artifact_dir, as_budget
+
+def data_key(budget: Budget) -> str:
+    """Everything the shards depend on, hashed: changing any of it builds new shards."""
+    parts = {"data": repr(budget.data), "world": repr(budget.world), "corpus_chars": budget.corpus_chars,
+             "corpus": CORPUS_VERSION, "tokenizer": tokenizer_stage.path(budget).name, "pipeline": PIPELINE_VERSION}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
+
+
+PIPELINE_VERSION = 1  # bump when a step changes what it keeps
+
+
+def path(budget: Budget) -> Path:
+    """The folder of the budget's shards and build report."""
+    return artifact_dir(budget) / f"data-{data_key(budget)}"
+
+
+def artifact(budget: Budget | str | None = None, progress: bool = True, num_proc: int | None = None) -> dict:
+    """Build (or reuse) the budget's pretraining shards; returns the build report (also saved)."""
+    budget = as_budget(budget)
+    key = data_key(budget)
+    out = path(budget)
+    report_path = out / "build_report.json"
+    if is_complete(out, key) and report_path.exists():
+        report = read_json(report_path)
+        # Where the shards are now: a runs folder copied or moved elsewhere must not read the old one.
+        report["directory"] = str(out)
+        return report
+
+    import datasets  # heavy: only when the shards are built
+
+    raw = source_documents(budget)
+    eval_texts = world_eval_texts(World(budget.world))
+    log = StepLog()
+    processed = {}
+    bars_were_on = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()  # one bar per map/filter is noise; the tokenize bar remains
+    try:
+        for split, documents in raw.items():
+            dataset, _ = process(to_dataset(documents), eval_texts, log if split == "train" else StepLog(), num_proc)
+            by_source: dict[str, list[str]] = {}
+            for text, source in zip(dataset["text"], dataset["source"]):
+                by_source.setdefault(source, []).append(text)
+            processed[split] = by_source
+    finally:
+        if bars_were_on:
+            datasets.enable_progress_bars()
+
+    weights = budget.data.weights()
+    mixed, mix_stats = mix(processed["train"], weights, budget.data.total_chars, budget.data.seed)
+    tokenizer = tokenizer_stage.artifact(budget, progress=progress)
+    val_docs = [t for docs in processed["val"].values() for t in docs]
+    write_shards({"train": [t for _, t in mixed], "val": val_docs}, tokenizer, out, key,
+                 shard_tokens=budget.data.shard_tokens, progress=progress)
+
+    index = load_index(out)
+    token_counts = _tokens_per_source(mixed, tokenizer)
+    report = {
+        "budget": budget.name, "key": key, "directory": str(out),
+        "raw_documents": {split: {s: len(d) for s, d in docs.items()} for split, docs in raw.items()},
+        "steps": log.rows,
+        "mixture": {s: {**mix_stats[s], "weight": round(weights[s], 4), "tokens": token_counts.get(s, 0)} for s in weights},
+        "splits": {s: {"documents": v["documents"], "tokens": v["tokens"], "shards": len(v["shards"])}
+                   for s, v in index["splits"].items()},
+        "vocab_size": tokenizer.vocab_size,
+    }
+    write_json(report_path, report)
+    return report
+
+
+def _tokens_per_source(mixed: list[tuple[str, str]], tokenizer) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    texts = [t for _, t in mixed]
+    for (source, _), ids in zip(mixed, tokenizer.encode_batch(texts, num_threads=2)):
+        counts[source] = counts.get(source, 0) + len(ids) + 1  # + the <|endoftext|> separator
+    return counts

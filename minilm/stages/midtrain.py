@@ -1,0 +1,411 @@
+"""Mid-training (chapter 07): annealing on a curated mix, and learning to call a calculator.
+
+Mid-training continues the base model on data chosen for what it should get better at, before
+any chat fine-tuning. :func:`midtrain` runs two continuations of the budget's base model with the
+same start, schedule (a short warmup, then the learning rate falling linearly to zero) and number
+of tokens, differing only in their data:
+
+- **continue**: the pretraining mixture, as if pretraining had simply gone on (the control);
+- **anneal**: the annealing mixture of ``MidtrainConfig.mixture``: the plays and the facts as in
+  pretraining, and *curated* arithmetic (all three operations equally, more 3-digit problems,
+  half of them worked digit by digit) in place of half of the pretraining arithmetic.
+
+Both give the same share of their tokens (``tool_share``) to **tool-use** documents, in which
+arithmetic is done through calculator calls::
+
+    12345+6789=<|calc_start|>12345+6789<|calc_end|><|result_start|>19134<|result_end|>
+
+The model learns to write the call; the result is written by the tool at inference
+(:class:`minilm.inference.generate.CalculatorTool`), so the loss skips it (:func:`mask_tool_results`). The
+rest of each mix keeps the model from forgetting what pretraining taught.
+
+Both runs draw from one pool of documents with :func:`minilm.data.sources.mix` and train with
+:func:`minilm.models.train.train`. The summary compares them on validation loss and bits per byte and on
+the probes of chapter 04, and measures large-number arithmetic of the annealed model with and
+without the calculator. :func:`artifact` keeps the annealed model, the starting point of supervised
+fine-tuning.
+
+>>> import torch
+>>> masked = mask_tool_results(torch.tensor([[7, 5, 1, 2, 6, 9]]), result_start=5, result_end=6)
+>>> masked.tolist()  # the result (5 1 2 6) is the tool's, not the model's, to write
+[[7, -1, -1, -1, -1, 9]]
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..core.checks import ConfigError
+from ..core.config import Budget
+from ..core.device import best_device
+from ..core.files import read_json, write_json
+from ..data.contamination import world_eval_texts
+from ..data.sources import mix, process, source_documents, to_dataset
+from ..models.checkpoint import load_model
+from ..models.gpt import GPT
+from ..models.train import TrainConfig, evaluate, token_byte_lengths, train
+from ..text.tokenizer import CALC_END, CALC_START, ENDOFTEXT, RESULT_END, RESULT_START
+from . import pretrain, tokenizer as tokenizer_stage
+from .artifact import artifact_dir, as_budget, content_key, recover_finished
+
+RUNS = ("continue", "anneal")
+TOOL_TOKENS = (CALC_START, CALC_END, RESULT_START, RESULT_END)
+# Sources made for mid-training (the others are the pretraining sources of minilm.data.sources).
+CURATED, TOOL = "curated_arithmetic", "tool_arithmetic"
+
+
+# ----------------------------------------------------------------------------------------------
+# Data
+
+
+def curated_world(budget: Budget):
+    """The tiny world with the curated arithmetic settings (the people are the same)."""
+    from ..text.world import World
+
+    m = budget.midtrain
+    return World(replace(budget.world, op_weights=m.curated_op_weights, arithmetic_docs=m.curated_docs,
+                         three_digit_fraction=m.curated_three_digit_fraction, direct_fraction=m.curated_direct_fraction))
+
+
+def midtrain_documents(budget: Budget) -> dict[str, list[str]]:
+    """The pool both runs draw from, by source.
+
+    The pretraining sources and the curated arithmetic go through the pretraining cleaning steps
+    (:func:`minilm.data.sources.process`: cleaning, PII, dedup, quality, decontamination). The tool-use
+    documents do not: they are generated, and cleaning rightly strips reserved tokens such as
+    ``<|calc_start|>`` from ordinary text.
+    """
+    import datasets  # heavy: only when the pool is built
+
+    from ..text.world import World
+
+    world = World(budget.world)
+    raw = {**source_documents(budget)["train"], CURATED: curated_world(budget).arithmetic_documents()}
+    bars_were_on = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        dataset, _ = process(to_dataset(raw), world_eval_texts(world))
+    finally:
+        if bars_were_on:
+            datasets.enable_progress_bars()
+    pool: dict[str, list[str]] = {}
+    for text, source in zip(dataset["text"], dataset["source"]):
+        pool.setdefault(source, []).append(text)
+    pool[TOOL] = world.tool_documents(budget.midtrain.tool_docs, budget.midtrain.tool_max_digits)
+    return pool
+
+
+def _encode(document: str, tokenizer) -> list[int]:
+    # Calculator tokens are allowed (tool documents); each document ends with <|endoftext|>, as in the shards.
+    return tokenizer.encode(document, allowed_special=TOOL_TOKENS) + [tokenizer.special_id(ENDOFTEXT)]
+
+
+def encode_documents(documents: list[str], tokenizer) -> np.ndarray:
+    """One token stream: each document (calculator tokens allowed) followed by ``<|endoftext|>``."""
+    return np.asarray([i for doc in documents for i in _encode(doc, tokenizer)], dtype=np.uint16)
+
+
+def mixture_tokens(pool: dict[str, list[str]], weights: dict[str, float], total_chars: int, tokenizer,
+                   seed: int = 0) -> tuple[np.ndarray, dict]:
+    """Documents drawn by weight with :func:`minilm.data.sources.mix`, tokenized; and per-source statistics
+    (documents, characters, passes over the source, weight, tokens)."""
+
+    mixed, stats = mix(pool, weights, total_chars, seed)
+    ids: list[int] = []
+    for source, text in mixed:
+        encoded = _encode(text, tokenizer)
+        stats[source]["tokens"] = stats[source].get("tokens", 0) + len(encoded)
+        ids += encoded
+    for source in stats:
+        stats[source]["weight"] = round(weights[source], 4)
+    return np.asarray(ids, dtype=np.uint16), stats
+
+
+def mix_chars(budget: Budget) -> int:
+    """Characters to draw for a run: about as many tokens as it trains on (a token is 2-4 characters)."""
+    m = budget.midtrain
+    return max(100_000, 4 * m.steps * m.batch_size * budget.pretrain.seq_len)
+
+
+# ----------------------------------------------------------------------------------------------
+# Loss masking
+
+
+def mask_tool_results(targets: torch.Tensor, result_start: int, result_end: int) -> torch.Tensor:
+    """A copy of ``targets`` (B, T) with every token of a tool result set to -1 (ignored by the loss).
+
+    Masked: ``<|result_start|>``, the value, ``<|result_end|>``: the tool writes them at inference,
+    so the model must not be trained to produce them (it would learn to guess results instead of
+    calling the tool). The call itself and the text after the result are trained. A training window
+    may start inside a result: then its first marker is a ``<|result_end|>``, and everything before
+    it is masked too. This is exact as long as a window is longer than any result, so that no
+    window lies wholly inside one (:func:`midtrain` checks it).
+    """
+    if targets.dim() != 2:
+        raise ValueError(f"targets must be (batch, time), got shape {tuple(targets.shape)}")
+    starts, ends = targets == result_start, targets == result_end
+    T = targets.shape[1]
+    positions = torch.arange(T, device=targets.device).expand_as(targets)
+    first_start = torch.where(starts, positions, T).min(dim=1).values
+    first_end = torch.where(ends, positions, T).min(dim=1).values
+    inside_at_start = (first_end < first_start).long()[:, None]
+    depth = inside_at_start + starts.long().cumsum(1) - ends.long().cumsum(1) + ends.long()
+    return targets.masked_fill(depth > 0, -1)
+
+
+class ToolMaskedGPT(GPT):
+    """A GPT whose training loss leaves out tool results (see :func:`mask_tool_results`).
+
+    Same parameters and state dict as :class:`minilm.models.gpt.GPT`, so :func:`minilm.models.train.train`
+    trains it unchanged and its checkpoints load into a plain GPT.
+    """
+
+    def __init__(self, config, result_start: int, result_end: int):
+        super().__init__(config)
+        self.result_start, self.result_end = result_start, result_end
+
+    @classmethod
+    def from_model(cls, model: GPT, tokenizer) -> "ToolMaskedGPT":
+        """A copy of ``model`` (weights copied, the input untouched) for this tokenizer's tool tokens."""
+        masked = cls(model.config, tokenizer.special_id(RESULT_START), tokenizer.special_id(RESULT_END))
+        masked.load_state_dict(model.state_dict())
+        return masked.to(next(model.parameters()).device)
+
+    def forward(self, idx, targets=None, *args, **kwargs):
+        if targets is not None:
+            targets = mask_tool_results(targets, self.result_start, self.result_end)
+        return super().forward(idx, targets, *args, **kwargs)
+
+
+def plain_gpt(model: GPT) -> GPT:
+    """The same weights as a plain :class:`minilm.models.gpt.GPT` (what the artifact stores and later chapters load)."""
+    plain = GPT(model.config)
+    plain.load_state_dict(model.state_dict())
+    return plain.eval()
+
+
+# ----------------------------------------------------------------------------------------------
+# Training
+
+
+def train_config(budget: Budget) -> TrainConfig:
+    """Both runs: warmup, then the learning rate decays linearly to zero (WSD with all of it decay)."""
+    m = budget.midtrain
+    return TrainConfig(steps=m.steps, batch_size=m.batch_size, seq_len=budget.pretrain.seq_len, lr=m.lr,
+                       optimizer=m.optimizer, muon_lr=m.muon_lr, warmup_steps=m.warmup_steps, schedule="wsd",
+                       decay_fraction=1.0, min_lr_ratio=0.0, eval_every=m.eval_every,
+                       checkpoint_every=max(50, m.steps // 5), compile=budget.pretrain.compile, seed=1)
+
+
+def task_probes(model, tokenizer, world, n: int) -> dict:
+    """Chapter 04's probes that mid-training can move (facts of seen people, held-out sums), with
+    the same prompts as :func:`minilm.evals.probes.probe_base_model` for the same ``n``."""
+    from ..evals.probes import probe_arithmetic, probe_facts
+
+    return {"facts_seen": probe_facts(model, tokenizer, world, limit=n * 2),
+            "addition_2digit": probe_arithmetic(model, tokenizer, world, n, "+", 2),
+            "subtraction_2digit": probe_arithmetic(model, tokenizer, world, n, "-", 2),
+            "addition_3digit": probe_arithmetic(model, tokenizer, world, n, "+", 3)}
+
+
+_RESULT = re.compile(re.escape(RESULT_START) + r"(.*?)" + re.escape(RESULT_END))
+
+
+def probe_tool_arithmetic(model, tokenizer, world, n: int = 200, op: str = "+", digits: int = 3) -> dict:
+    """Held-out problems asked as calculator practice (``a+b=``), answered with the tool on.
+
+    The answer is the value the calculator returned for the model's call: right when the model
+    called it with the right expression. Returns accuracy, the share of answers with a call, and
+    a few examples (prompt end, gold, completion).
+    """
+    from ..inference.generate import complete
+    from ..text.world import tool_prompt
+
+    items = world.arithmetic_items(n, op=op, digits=digits)
+    prompts = [tool_prompt(i.meta["a"], op, i.meta["b"]) for i in items]
+    # call + expression + result, digits one token each, with room to spare
+    texts = complete(model, tokenizer, prompts, max_new_tokens=3 * digits + 10, stop="\n", tools=True)
+    right, called = [], []
+    for item, text in zip(items, texts):
+        found = _RESULT.search(text)
+        called.append(CALC_START in text)
+        right.append(found is not None and found.group(1).strip() == item.answer)
+    examples = [(p.rsplit("\n", 1)[-1], i.answer, t) for p, i, t in list(zip(prompts, items, texts))[:4]]
+    return {"accuracy": sum(right) / max(1, len(right)), "called": sum(called) / max(1, len(called)),
+            "n": len(right), "examples": examples}
+
+
+def tool_use_table(model, tokenizer, world, digits: tuple[int, ...], n: int, ops: str = "+-") -> list[dict]:
+    """Accuracy on held-out problems by operation and operand size, with and without the calculator.
+
+    Without it the model answers directly, prompted as in chapter 04 (few-shot ``a + b =``).
+    """
+    from ..evals.probes import probe_arithmetic
+
+    rows = []
+    for op in ops:
+        for d in digits:
+            with_tool = probe_tool_arithmetic(model, tokenizer, world, n, op, d)
+            without = probe_arithmetic(model, tokenizer, world, n, op, d)
+            rows.append({"op": op, "digits": d, "with_tool": with_tool["accuracy"], "called_tool": with_tool["called"],
+                         "without_tool": without["accuracy"], "n": with_tool["n"],
+                         "examples": with_tool["examples"][:2], "examples_without": without["examples"][:2]})
+    return rows
+
+
+def midtrain(budget: Budget | str | None = None, checkpoint_prefix: str | Path | None = None,
+             device: str | None = None, progress: bool = True) -> tuple[GPT, dict]:
+    """Run both continuations of the base model; returns the annealed model and a summary.
+
+    With ``checkpoint_prefix``, each run writes ``<prefix>.<run>.partial.pt`` as it goes and an
+    interrupted call resumes from there.
+    """
+    from ..text.world import World
+
+    budget = as_budget(budget)
+    longest_result = 2 * budget.midtrain.tool_max_digits + 2  # a product's digits and the two result tokens
+    if budget.pretrain.seq_len <= longest_result:
+        raise ConfigError(f"seq_len={budget.pretrain.seq_len} is too short for tool results of up to {longest_result} "
+                          f"tokens (tool_max_digits={budget.midtrain.tool_max_digits}): lower tool_max_digits")
+    device = device or best_device()
+    started = time.perf_counter()
+    base, tokenizer, base_summary = pretrain.artifact(budget, progress=progress)
+    _, val_tokens, _ = pretrain.load_tokens(budget, progress=progress)
+    world = World(budget.world)
+    cfg, m = train_config(budget), budget.midtrain
+    byte_lengths = token_byte_lengths(tokenizer)
+
+    # The base model was measured the same way when it was trained (the whole validation set, the
+    # probes with the same prompts): its summary gives the starting point.
+    probe_n = base_summary["probes"]["addition_2digit"]["n"]
+
+    def measure(model) -> dict:
+        model.eval()
+        final = evaluate(model, val_tokens, cfg.seq_len, 64, 10**9, byte_lengths, device)
+        probes = task_probes(model, tokenizer, world, probe_n)
+        return {"val_loss": final["loss"], "val_bpb": final["bpb"], "probes": probes}
+
+    base_probes = {k: v for k, v in base_summary["probes"].items() if k in PROBE_NAMES}
+    summary = {"budget": budget.name, "config": asdict(m), "train_config": asdict(cfg), "device": device,
+               "base": {"val_loss": base_summary["val_loss"], "val_bpb": base_summary["val_bpb"],
+                        "probes": base_probes},
+               "mixtures": {}, "runs": {}}
+    pool_started = time.perf_counter()
+    pool = midtrain_documents(budget)
+    summary["pool_seconds"] = round(time.perf_counter() - pool_started, 1)
+    weights = {"continue": m.weights(budget.data.weights()), "anneal": m.weights()}
+    models = {}
+    for run in RUNS:
+        tokens, stats = mixture_tokens(pool, weights[run], mix_chars(budget), tokenizer, seed=budget.data.seed + 1)
+        summary["mixtures"][run] = stats
+        model = ToolMaskedGPT.from_model(base, tokenizer)
+        checkpoint = f"{checkpoint_prefix}.{run}.partial.pt" if checkpoint_prefix is not None else None
+        result = train(model, tokens, cfg, val_tokens=val_tokens, byte_lengths=byte_lengths, checkpoint=checkpoint,
+                       resume=checkpoint is not None, device=device, progress=progress)
+        models[run] = plain_gpt(model)
+        summary["runs"][run] = {"tokens_available": int(len(tokens)), "seconds": round(result.seconds, 1),
+                                "tokens_per_s": round(result.tokens_per_s), "history": result.history,
+                                **measure(models[run])}
+    tools_started = time.perf_counter()
+    summary["tools"] = tool_use_table(models["anneal"], tokenizer, world, m.tool_digits, m.probe_n)
+    summary["tools_seconds"] = round(time.perf_counter() - tools_started, 1)
+    summary["seconds"] = round(time.perf_counter() - started, 1)
+    return models["anneal"].cpu(), summary
+
+
+# ----------------------------------------------------------------------------------------------
+# The artifact
+
+# Bump when mid-training changes what its model holds or how it is trained.
+MIDTRAIN_VERSION = 1
+
+
+def path(budget: Budget) -> Path:
+    """Keyed by the base model it starts from and the mid-training settings (not the growing
+    experiment's, which only notebook 07 runs)."""
+    settings = {k: v for k, v in asdict(budget.midtrain).items() if not k.startswith("grow_")}
+    k = content_key(base=pretrain.path(budget).name, midtrain=repr(sorted(settings.items())), version=MIDTRAIN_VERSION)
+    return artifact_dir(budget) / f"midtrain-{k}.pt"
+
+
+def artifact(budget: Budget | str | None = None, progress: bool = True, device: str | None = None):
+    """The budget's mid-trained model (annealed, calculator calls learned): ``(model, tokenizer, summary)``.
+
+    Built from the base model (itself built if missing) the first time. The two runs write
+    ``midtrain-<key>.<run>.partial.pt`` as they go (an interrupted build resumes from them); when
+    both are done the annealed model becomes ``midtrain-<key>.pt`` with a ``.json`` summary, and
+    the control run's checkpoint is removed.
+    """
+    budget = as_budget(budget)
+    file = path(budget)
+    summary_path = file.with_suffix(".json")
+    prefix = file.with_suffix("")
+    recover_finished(file, Path(f"{prefix}.anneal.partial.pt"))
+    if not (file.exists() and summary_path.exists()):
+        model, summary = midtrain(budget, checkpoint_prefix=prefix, device=device, progress=progress)
+        write_json(summary_path.with_suffix(".partial.json"), summary)
+        Path(f"{prefix}.anneal.partial.pt").replace(file)
+        summary_path.with_suffix(".partial.json").replace(summary_path)
+        for run in RUNS:
+            Path(f"{prefix}.{run}.partial.pt").unlink(missing_ok=True)
+    else:
+        model = load_model(file)
+    return model, tokenizer_stage.artifact(budget, progress=progress), read_json(summary_path)
+
+
+# ----------------------------------------------------------------------------------------------
+# Reports
+
+
+# How tables, plots and reports name the operations of the tool-use probes.
+OP_NAMES = {"+": "addition", "-": "subtraction"}
+PROBE_NAMES = {"facts_seen": "facts of seen people", "addition_2digit": "held-out 2-digit addition",
+               "subtraction_2digit": "held-out 2-digit subtraction", "addition_3digit": "held-out 3-digit addition"}
+
+
+def comparison_rows(summary: dict) -> list[list[str]]:
+    """Base model, continued and annealed, side by side: validation loss, bits per byte, probes.
+
+    >>> s = {"base": {"val_loss": 2.0, "val_bpb": 1.0, "probes": {"facts_seen": {"accuracy": 0.5}}},
+    ...      "runs": {r: {"val_loss": 1.9, "val_bpb": 0.9, "probes": {"facts_seen": {"accuracy": 0.75}}} for r in RUNS}}
+    >>> comparison_rows(s)[2]
+    ['facts of seen people', '50.0%', '75.0%', '75.0%']
+    """
+    columns = [summary["base"], summary["runs"]["continue"], summary["runs"]["anneal"]]
+    rows = [["validation loss (nats / token)", *(f"{c['val_loss']:.3f}" for c in columns)],
+            ["validation bits per byte", *(f"{c['val_bpb']:.3f}" for c in columns)]]
+    for key, probe in columns[0]["probes"].items():
+        rows.append([PROBE_NAMES.get(key, key), *(f"{100 * c['probes'][key]['accuracy']:.1f}%" for c in columns)])
+    return rows
+
+
+COMPARISON_COLUMNS = ("measure", "base model", "continue (pretraining mix)", "anneal (curated mix)")
+
+
+def tool_rows(summary: dict) -> list[list[str]]:
+    """Large-number arithmetic of the annealed model: without the tool, with it, and how often it called it."""
+    return [[f"{row['digits']}-digit {OP_NAMES.get(row['op'], row['op'])}", f"{100 * row['without_tool']:.1f}%",
+             f"{100 * row['with_tool']:.1f}%", f"{100 * row['called_tool']:.0f}%"] for row in summary["tools"]]
+
+
+TOOL_COLUMNS = ("held-out problems", "without the tool", "with the calculator", "answers with a call")
+
+
+def tool_example(summary: dict) -> tuple[str, str, str]:
+    """One tool-use example to show, (prompt end, gold, completion): a right call from the largest
+    operands if there is one, else a call, else the first example.
+
+    >>> row = {"digits": 3, "examples": [["1+2=", "3", "3"], ["4+5=", "9", "<|calc_start|>4+5<|calc_end|>..."]]}
+    >>> tool_example({"tools": [row]})[0]
+    '4+5='
+    """
+    examples = [e for row in sorted(summary["tools"], key=lambda r: -r["digits"]) for e in row["examples"]]
+    right = [e for e in examples if f"{RESULT_START}{e[1]}{RESULT_END}" in e[2]]
+    called = [e for e in examples if CALC_START in e[2]]
+    return tuple((right or called or examples)[0])
