@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from .core.checks import check_count
+from .inference.quantize import quantize_model, quantized_layer_bytes
 from .inference.timing import cache_timings, decode_step_seconds, generation_seconds, with_context
 from .text.corpus import load_shakespeare
 from .text.tokenizer import Tokenizer, bytes_per_token
@@ -392,7 +393,6 @@ def bench_generate(budget: str | None = None, new_tokens: int = 512, batch_size:
     from .core.config import get_budget
     from .core.device import best_device, device_name
     from .stages.pretrain import load_tokens
-    from .inference.quantize import quantize_model, quantized_layer_bytes
     from .models.train import evaluate, token_byte_lengths
 
     for name, value in (("new_tokens", new_tokens), ("batch_size", batch_size), ("prompt_tokens", prompt_tokens),

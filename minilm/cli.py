@@ -1,26 +1,15 @@
-"""`minilm <stage> ...`: every stage of the course from the command line.
+"""`minilm <command> ...`: every stage of the course, and the tools around it, from the command line.
 
-    minilm env                              what this machine offers (torch, threads, GPU)
-    minilm tokenizer train --vocab-size N   train byte-level BPE on the embedded corpus (or files)
-    minilm tokenizer encode "some text"     show ids and token boundaries
-    minilm world [people|documents|eval]    look at the synthetic tiny world
-    minilm data build                       clean, dedup, filter, mix and shard the pretraining data
-    minilm pretrain                         train (or load) the budget's base model, print its probes
-    minilm eval                             probe the base model: facts it knows, sums it can do
-    minilm eval CHECKPOINT                  chat eval suite of a model: accuracy per category, JSON beside it
-    minilm sample "ROMEO."                  continue a prompt with the base model
-    minilm midtrain                         anneal the base model and teach it the calculator; compare
-    minilm sft                              fine-tune the mid-trained model on conversations; eval before/after
-    minilm generate "23 + 45 =" --tools     stream a continuation (sampling flags, calculator calls)
-    minilm chat                             talk to the SFT model in the terminal (streaming, calculator)
-    minilm pipeline                         run every stage at the budget, write a report
-    minilm bench pretrain --config baby     one JSON line of measured figures (also: tokenizer, dedup, generate)
-    minilm check 01                         test your exercise file for chapter 01
+The stage commands (`minilm tokenizer`, `minilm data`, `minilm pretrain`, ...) are made by one
+generic handler from the pipeline's ordered stage list (:data:`minilm.pipeline.STAGES`): each builds
+or loads its stage's artifact at the budget and prints its report. :func:`command_lines` lists every
+command; ``minilm --help``, the README and chapter 00 show that list.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import re
@@ -29,6 +18,7 @@ from pathlib import Path
 
 from .core.checks import ConfigError
 from .core.config import BUDGET_NAMES, TokenizerConfig, get_budget
+from .pipeline import STAGES
 
 
 def _cmd_env(args) -> None:
@@ -84,16 +74,19 @@ def _cmd_tokenizer_encode(args) -> None:
     print(json.dumps({"ids": ids, "tokens": tokenizer.token_strings(ids), "count": len(ids)}, ensure_ascii=False))
 
 
-def _cmd_data_build(args) -> None:
-    from .stages import data as data_stage
-
-    report = data_stage.artifact(get_budget(args.budget), progress=True)
-    for row in report["steps"]:
-        print(f"{row['step']:<36} {row['docs_in']:>7} -> {row['docs_out']:>7} docs  {row['seconds']:>6.1f} s")
-    for source, m in report["mixture"].items():
-        print(f"{source:<14} weight {m['weight']:.2f}  {m['tokens']:>10,} tokens  ({m['passes']} passes)")
-    print(f"shards: {report['directory']}  (train {report['splits']['train']['tokens']:,} tokens, "
-          f"val {report['splits']['val']['tokens']:,} tokens)")
+def _cmd_stage(args) -> None:
+    """`minilm <stage> [flags]`: build (or load) one stage's artifact at the budget and print its report."""
+    stage = args.stage
+    budget = get_budget(args.budget)
+    flags = {name: getattr(args, name) for name in getattr(stage, "FLAGS", {}) if getattr(args, name) is not None}
+    if flags:
+        budget = stage.configure(budget, **flags)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, process 0 speaks
+        print(f"{stage.PRODUCT}: {stage.path(budget)}")
+    result = stage.artifact(budget, device=args.device) if "device" in vars(args) else stage.artifact(budget)
+    text = stage.report(result)
+    if text:
+        print(text)
 
 
 def _cmd_world(args) -> None:
@@ -146,84 +139,6 @@ def _cmd_bench(args) -> None:
     if args.name == "generate":
         options["budget"] = args.budget
     print(json.dumps(BENCHMARKS[args.name](**{k: v for k, v in options.items() if v is not None})))
-
-
-def _cmd_pretrain(args) -> None:
-    from .stages import pretrain
-
-    budget = _budget_with_pretrain_overrides(args)
-    if os.environ.get("RANK", "0") == "0":  # under torchrun, process 0 speaks
-        print(f"base model: {pretrain.path(budget)}")
-    _, _, summary = pretrain.artifact(budget, device=args.device)
-    if summary is None:  # not process 0 of a torchrun launch: process 0 prints the summary
-        return
-    rows = pretrain.summary_rows(summary)
-    width = max(len(name) for name, _ in rows)
-    for name, value in rows:
-        print(f"{name:>{width}}: {value}")
-
-
-def _budget_with_pretrain_overrides(args):
-    from dataclasses import replace
-
-    budget = get_budget(args.budget)
-    changes = {k: getattr(args, k) for k in ("depth", "steps", "lr", "batch_size", "seq_len") if getattr(args, k, None) is not None}
-    return budget.with_overrides(pretrain=replace(budget.pretrain, **changes)) if changes else budget
-
-
-def _cmd_midtrain(args) -> None:
-    from dataclasses import replace
-
-    from .stages import midtrain
-    from .course import markdown_table
-    from .stages.midtrain import COMPARISON_COLUMNS, TOOL_COLUMNS, comparison_rows, tool_example, tool_rows
-
-    budget = get_budget(args.budget)
-    changes = {k: getattr(args, k) for k in ("steps", "lr") if getattr(args, k, None) is not None}
-    if args.steps is not None and args.steps >= 1:  # a short run gets a short warmup
-        changes["warmup_steps"] = min(budget.midtrain.warmup_steps, args.steps - 1)
-    if changes:
-        budget = budget.with_overrides(midtrain=replace(budget.midtrain, **changes))
-    print(f"mid-trained model: {midtrain.path(budget)}")
-    _, _, summary = midtrain.artifact(budget, device=args.device)
-    print(markdown_table(COMPARISON_COLUMNS, comparison_rows(summary)))
-    print()
-    print(markdown_table(TOOL_COLUMNS, tool_rows(summary)))
-    prompt, gold, completion = tool_example(summary)
-    print(f"\nexample: {prompt}{completion}   (gold {gold})")
-    print(f"built in {summary['seconds']:.0f} s (each run {summary['config']['steps']} steps)")
-
-
-def _cmd_sft(args) -> None:
-    from dataclasses import replace
-
-    from .stages import sft
-    from .course import markdown_table
-    from .evals.chat_eval import format_eval_table
-    from .stages.sft import DATA_COLUMNS, data_rows
-
-    budget = get_budget(args.budget)
-    changes = {k: getattr(args, k) for k in ("steps", "lr") if getattr(args, k, None) is not None}
-    if args.steps is not None and args.steps >= 1:  # a short run gets a short warmup
-        changes["warmup_steps"] = min(budget.sft.warmup_steps, args.steps - 1)
-    if args.chat_data is not None:
-        changes["chat_dataset"] = args.chat_data
-        changes["chat_conversations"] = args.chat_limit if args.chat_limit is not None else 1000
-    elif args.chat_limit is not None:
-        raise ValueError("--chat-limit needs --chat-data (a data set name, folder or JSON file)")
-    if changes:
-        budget = budget.with_overrides(sft=replace(budget.sft, **changes))
-    print(f"chat model: {sft.path(budget)}")
-    _, _, summary = sft.artifact(budget, device=args.device)
-    print(markdown_table(DATA_COLUMNS, data_rows(summary)))
-    data = summary["data"]
-    print(f"\n{data['conversations']} conversations in {data['rows']} rows of {data['seq_len'] + 1} tokens "
-          f"({data['fill']:.0%} full, {data['dropped']} dropped, {data['truncated']} truncated)\n")
-    print(format_eval_table({"mid-trained": summary["eval"]["before"], "SFT": summary["eval"]["after"]}))
-    identity = summary["identity"]
-    print(f"\nnames itself minilm: {identity['before']['rate']:.0%} before, {identity['after']['rate']:.0%} after "
-          f"(new wordings of 'who are you')")
-    print(f"built in {summary['seconds']:.0f} s ({summary['config']['steps']} steps in {summary['train_seconds']:.0f} s)")
 
 
 def _cmd_eval(args) -> None:
@@ -368,47 +283,121 @@ def _device(text: str) -> str:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="minilm", description="The whole life of a small language model.",
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("--budget", choices=BUDGET_NAMES, default=None,
-                        help="compute budget (default: $MINILM_BUDGET, smoke when CI=true, else laptop)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="<stage>")
+# The commands besides the stages' own, (usage, what it does), in the order `minilm --help` lists them.
+FIRST_COMMANDS = (("minilm env", "what this machine offers (torch, threads, GPU)"),)
+STAGE_TOOL_LINES = {
+    "tokenizer": (("minilm tokenizer train --vocab-size N", "train byte-level BPE on the embedded corpus (or files)"),
+                  ("minilm tokenizer encode \"some text\"", "show ids and token boundaries")),
+}
+LAST_COMMANDS = (
+    ("minilm world [people|documents|eval]", "look at the synthetic tiny world"),
+    ("minilm eval", "probe the base model: facts it knows, sums it can do"),
+    ("minilm eval CHECKPOINT", "chat eval suite of a model: accuracy per category, JSON beside it"),
+    ("minilm sample \"ROMEO.\"", "continue a prompt with the base model"),
+    ("minilm generate \"23 + 45 =\" --tools", "stream a continuation (sampling flags, calculator calls)"),
+    ("minilm chat", "talk to the SFT model in the terminal (streaming, calculator)"),
+    ("minilm pipeline", "run every stage at the budget, write a report"),
+    ("minilm bench pretrain --config baby", "one JSON line of measured figures (also: tokenizer, dedup, generate)"),
+    ("minilm check 01", "test your exercise file for chapter 01"),
+)
 
-    sub.add_parser("env", help="environment check: versions, threads, GPU").set_defaults(func=_cmd_env)
 
-    tok = sub.add_parser("tokenizer", help="train or use the byte-level BPE tokenizer")
-    tok_sub = tok.add_subparsers(dest="action", required=True)
-    train = tok_sub.add_parser("train", help="train the budget's BPE (the training plays and the tiny world) or one on text files")
+def command_lines() -> list[tuple[str, str]]:
+    """Every command as (usage, what it does): the stages' from :data:`minilm.pipeline.STAGES`.
+
+    >>> [usage for usage, _ in command_lines()][1:3]
+    ['minilm tokenizer', 'minilm tokenizer train --vocab-size N']
+    """
+    lines = list(FIRST_COMMANDS)
+    for stage in STAGES:
+        lines.append((f"minilm {stage.COMMAND}", f"{stage.HELP} (ch. {stage.CHAPTER})"))
+        lines += STAGE_TOOL_LINES.get(stage.COMMAND, ())
+    return lines + list(LAST_COMMANDS)
+
+
+def commands_text() -> str:
+    """The command list as aligned lines (the end of ``minilm --help``)."""
+    width = max(len(usage) for usage, _ in command_lines())
+    return "\n".join(f"  {usage:<{width}}  {text}" for usage, text in command_lines())
+
+
+def commands_markdown() -> str:
+    """The command list as the README's table."""
+    from .core.tables import markdown_table
+
+    return markdown_table(["command", "what it does"], [[f"`{usage}`", text] for usage, text in command_lines()])
+
+
+README_COMMANDS = ("<!-- commands:start -->", "<!-- commands:end -->")
+
+
+def write_readme_commands(readme: Path) -> None:
+    """Put :func:`commands_markdown` between the README's command markers (after a stage is added)."""
+    from .core.files import atomic_write_text
+
+    text = readme.read_text(encoding="utf-8")
+    head, rest = text.split(README_COMMANDS[0], 1)
+    _, tail = rest.split(README_COMMANDS[1], 1)
+    atomic_write_text(readme, f"{head}{README_COMMANDS[0]}\n{commands_markdown()}\n{README_COMMANDS[1]}{tail}")
+
+
+def _add_stage_command(sub, stage) -> None:
+    """``minilm <stage>``: the stage's settings as flags (``stage.FLAGS``, if it has any, which its
+    ``configure(budget, **flags)`` applies), ``--device`` where its ``artifact`` takes one."""
+    parser = sub.add_parser(stage.COMMAND, help=stage.HELP, description=f"{stage.HELP} (chapter {stage.CHAPTER}).")
+    for name, (kind, text) in getattr(stage, "FLAGS", {}).items():
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=_at_least(1) if kind == "count" else kind,
+                            help=text)
+    if "device" in inspect.signature(stage.artifact).parameters:
+        parser.add_argument("--device", type=_device, help="cpu, cuda, mps (default: the best available)")
+    parser.set_defaults(func=_cmd_stage, stage=stage)
+    tools = STAGE_TOOLS.get(stage.COMMAND)
+    if tools:
+        actions = parser.add_subparsers(dest="action", metavar="[action]")
+        for tool in tools:
+            tool(actions)
+
+
+def _tokenizer_tools(actions) -> None:
+    train = actions.add_parser("train", help="train the budget's BPE (the training plays and the tiny world) or one "
+                               "on text files")
     train.add_argument("--vocab-size", type=int, help="total vocabulary size (default: the budget's)")
     train.add_argument("--digit-group", type=int, help="digits per pre-token: 1 (split all) to 3 (GPT-4)")
     train.add_argument("--input", nargs="+", help="UTF-8 text files to train on instead of Shakespeare")
     train.add_argument("--out", help="where to save the tokenizer JSON (default: the budget's artifact, or with "
                        "--input runs/tokenizers/)")
     train.set_defaults(func=_cmd_tokenizer_train)
-    encode = tok_sub.add_parser("encode", help="encode text and show the tokens")
+    encode = actions.add_parser("encode", help="encode text and show the tokens")
     encode.add_argument("text")
     encode.add_argument("--tokenizer", help="a tokenizer JSON (default: the budget's, built if missing)")
     encode.set_defaults(func=_cmd_tokenizer_encode)
 
-    data = sub.add_parser("data", help="build the pretraining data (clean, dedup, filter, mix, shard)")
-    data_sub = data.add_subparsers(dest="action", required=True)
-    data_sub.add_parser("build", help="build or reuse the budget's token shards").set_defaults(func=_cmd_data_build)
+
+def _data_tools(actions) -> None:
+    actions.add_parser("build", help="the same as `minilm data`: build or reuse the budget's token shards")
+
+
+# The few actions a stage offers besides building its artifact (the truly special commands).
+STAGE_TOOLS = {"tokenizer": (_tokenizer_tools,), "data": (_data_tools,)}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="minilm", description="The whole life of a small language model.",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog="commands:\n" + commands_text())
+    parser.add_argument("--budget", choices=BUDGET_NAMES, default=None,
+                        help="compute budget (default: $MINILM_BUDGET, smoke when CI=true, else laptop)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="<stage>")
+
+    sub.add_parser("env", help="environment check: versions, threads, GPU").set_defaults(func=_cmd_env)
+
+    for stage in STAGES:  # the lineage, one generic command each
+        _add_stage_command(sub, stage)
 
     world = sub.add_parser("world", help="look at the synthetic tiny world")
     world.add_argument("show", choices=["people", "documents", "eval"], nargs="?", default="eval")
     world.add_argument("-n", type=_at_least(1), default=5, help="how many to show")
     world.set_defaults(func=_cmd_world)
-
-    pre = sub.add_parser("pretrain", help="train (or load) the budget's base model and probe it")
-    pre.add_argument("--depth", type=int, help="layers (width = 64 x depth); default: the budget's")
-    pre.add_argument("--steps", type=int, help="optimizer steps (default: the budget's)")
-    pre.add_argument("--lr", type=float, help="peak learning rate")
-    pre.add_argument("--batch-size", type=int, help="sequences per step")
-    pre.add_argument("--seq-len", type=int, help="tokens per sequence")
-    pre.add_argument("--device", type=_device, help="cpu, cuda, mps (default: the best available)")
-    pre.set_defaults(func=_cmd_pretrain)
 
     ev = sub.add_parser("eval", help="chat eval of a checkpoint (table + JSON); without one, probe the base model")
     ev.add_argument("checkpoint", nargs="?", help="a chat model checkpoint (.pt): run the eval suite of minilm.evals.chat_eval "
@@ -418,21 +407,6 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--temperature", type=float, help="sampling temperature (default 0: greedy)")
     ev.add_argument("--max-new-tokens", type=int, help="longest reply in tokens (default 48)")
     ev.set_defaults(func=_cmd_eval)
-
-    mid = sub.add_parser("midtrain", help="mid-train (or load) the base model: annealing and calculator calls")
-    mid.add_argument("--steps", type=int, help="optimizer steps of each run (default: the budget's)")
-    mid.add_argument("--lr", type=float, help="learning rate after warmup, decayed linearly to zero")
-    mid.add_argument("--device", type=_device, help="cpu, cuda, mps (default: the best available)")
-    mid.set_defaults(func=_cmd_midtrain)
-
-    sft = sub.add_parser("sft", help="fine-tune (or load) the mid-trained model on conversations; eval before/after")
-    sft.add_argument("--steps", type=int, help="optimizer steps (default: the budget's)")
-    sft.add_argument("--lr", type=float, help="learning rate after warmup, decayed linearly to zero")
-    sft.add_argument("--chat-data", help="also train on a real chat data set: a Hugging Face name (online), a "
-                     "save_to_disk folder or a JSON/JSONL file")
-    sft.add_argument("--chat-limit", type=_at_least(1), help="conversations to take from --chat-data (default 1000)")
-    sft.add_argument("--device", type=_device, help="cpu, cuda, mps (default: the best available)")
-    sft.set_defaults(func=_cmd_sft)
 
     sample = sub.add_parser("sample", help="continue a prompt with the base model")
     sample.add_argument("prompt")

@@ -225,5 +225,28 @@ def budgets_table(budgets: dict | None = None) -> str:
     return markdown_table(["stage", "", *names], rows)
 
 
+def plot_lifecycle_map(ax=None, notebooks_dir: Path | str | None = None):
+    """The course map of chapter 00: :func:`minilm.plots.course.plot_lifecycle_map` of these chapters,
+    with the command of each pipeline stage (:data:`minilm.pipeline.STAGES`) in its chapter's box."""
+    from .pipeline import STAGES
+    from .plots.course import plot_lifecycle_map as draw
+
+    commands = {int(stage.CHAPTER): f"minilm {stage.COMMAND}" for stage in STAGES}
+    return draw(CHAPTERS, PHASES, ax, notebooks_dir, commands=commands)
+
+
+def stages_table() -> str:
+    """The pipeline's stages (:data:`minilm.pipeline.STAGES`, in order) as a markdown table: the
+    chapter, the command that builds the stage's product, the product, what the command does.
+
+    >>> print(stages_table().splitlines()[2])
+    | 01 | `minilm tokenizer` | tokenizer | train (or load) the budget's byte-level BPE tokenizer |
+    """
+    from .pipeline import STAGES
+
+    rows = [[stage.CHAPTER, f"`minilm {stage.COMMAND}`", stage.PRODUCT, stage.HELP] for stage in STAGES]
+    return markdown_table(["chapter", "command", "builds", "what it does"], rows)
+
+
 __all__ = ["BUDGET_GUIDE", "BUDGET_ROWS", "CHAPTERS", "Chapter", "PHASES", "budgets_table", "chapter", "chapters_table",
-           "default_notebooks_dir"]
+           "default_notebooks_dir", "plot_lifecycle_map", "stages_table"]

@@ -1,8 +1,9 @@
 """The course pipeline: every stage in order at one budget, with a markdown report at the end.
 
-Stages so far: corpus -> tokenizer -> data -> pretrain -> midtrain -> sft. Later chapters append theirs to
-``STAGES``. Each stage takes ``(budget, run)`` and returns a dict of measured figures, writing its
-section of the report.
+The stages are the modules of :mod:`minilm.stages`, in the order of ``STAGES``: tokenizer -> data ->
+pretrain -> midtrain -> sft. Each report section (``SECTIONS``: the corpus first, then one per stage)
+takes ``(budget, run)``, builds or loads its stage's artifact and returns a dict of measured figures,
+writing its part of the report.
 """
 
 from __future__ import annotations
@@ -243,25 +244,30 @@ def stage_sft(budget: Budget, run: Run) -> dict:
     return figures
 
 
-STAGES = {"corpus": stage_corpus, "tokenizer": stage_tokenizer, "data": stage_data, "pretrain": stage_pretrain,
-          "midtrain": stage_midtrain, "sft": stage_sft}
+# The lineage, in order: each stage builds on the products of the ones before it. `minilm <stage>`
+# (minilm.cli), the README's command list and chapter 00's map are made from this one tuple; a new
+# stage is a module in minilm/stages/ added here, with its section of the report below.
+STAGES = (tokenizer_stage, data_stage, pretrain, midtrain, sft)
+# The report's sections, in the pipeline's order: the corpus (no artifact of its own), then one per stage.
+SECTIONS = {"corpus": stage_corpus, "tokenizer": stage_tokenizer, "data": stage_data, "pretrain": stage_pretrain,
+            "midtrain": stage_midtrain, "sft": stage_sft}
 
 
 def run_pipeline(budget: Budget, directory: Path | None = None, stages: list[str] | None = None) -> Path:
     """Run the stages in order and write report.md + metrics.json into the run directory."""
-    unknown = [name for name in stages or () if name not in STAGES]
+    unknown = [name for name in stages or () if name not in SECTIONS]
     if unknown:  # before any stage runs or any folder is made
-        raise ValueError(f"unknown stage {unknown[0]!r}: choose from {', '.join(STAGES)}")
+        raise ValueError(f"unknown stage {unknown[0]!r}: choose from {', '.join(SECTIONS)}")
     directory = Path(directory) if directory else runs_dir() / f"pipeline-{budget.name}"
     directory.mkdir(parents=True, exist_ok=True)
     run = Run(directory)
     run.add(f"# minilm pipeline report\n\nBudget: **{budget.name}** · machine: {platform.machine()} "
             f"{platform.system()}, Python {platform.python_version()} · {time.strftime('%Y-%m-%d %H:%M')}")
     timings = []
-    for name in stages or list(STAGES):
+    for name in stages or list(SECTIONS):
         print(f"[{name}] ...", flush=True)
         start = time.perf_counter()
-        run.metrics[name] = STAGES[name](budget, run)
+        run.metrics[name] = SECTIONS[name](budget, run)
         timings.append((name, f"{time.perf_counter() - start:.1f}"))
         print(f"[{name}] done in {timings[-1][1]} s", flush=True)
     run.add("## Time per stage\n\n" + _table(timings, ("stage", "seconds")))

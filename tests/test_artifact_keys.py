@@ -3,12 +3,16 @@ because code moved. Moving code (a refactor of the package layout) must leave ev
 student has built loadable, with no retraining; this test fails if a move changes a key. When a
 stage's settings or version change on purpose, update its names here in the same commit."""
 
+from pathlib import Path
+
 import pytest
 
 from minilm.stages import midtrain, pretrain, sft, tokenizer as tokenizer_stage
 from minilm.studies import sft_ablations
 from minilm.core.config import BUDGETS
 from minilm.stages.data import data_key
+
+DATA = Path(__file__).resolve().parent / "data"
 
 # Recorded on 2026-12-07 at commit 81f2812, before the package layout changes (issue 22).
 KEYS = {
@@ -42,3 +46,47 @@ def test_a_setting_changes_the_key():
     changed = laptop.with_overrides(corpus_chars=1000)
     assert tokenizer_stage.path(changed).name != KEYS["laptop"]["tokenizer"]
     assert sft.path(changed).name != KEYS["laptop"]["sft"]  # the lineage carries it down
+
+
+def test_the_artifacts_are_looked_for_where_they_were(monkeypatch):
+    # The package moved one folder deeper (minilm/core/config.py): the checkout's runs/ must still be found,
+    # or every artifact a student built would seem gone and be trained again.
+    from minilm.core.config import repo_root, runs_dir
+
+    monkeypatch.delenv("MINILM_RUNS", raising=False)
+    root = Path(__file__).resolve().parents[1]
+    assert repo_root() == root and runs_dir() == root / "runs"
+
+
+def test_files_written_by_the_flat_layout_load_the_same():
+    # tests/data/flat-layout-*: a tokenizer and a tiny model's checkpoint written by the last flat release
+    # (1b5ce7b, minilm.train.save_checkpoint and Tokenizer.save), with the figures it computed from them then.
+    import torch
+
+    from minilm.models.checkpoint import load_checkpoint, load_model
+    from minilm.text.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer.load(DATA / "flat-layout-tokenizer.json")
+    ids = tokenizer.encode("ROMEO. But soft, what light")
+    assert ids == [82, 79, 77, 69, 79, 46, 32, 66, 117, 116, 262, 111, 102, 116, 44, 263, 104, 97, 116, 278, 105, 103,
+                   104, 116]
+    model = load_model(DATA / "flat-layout-model.pt")
+    with torch.no_grad():
+        logits, _ = model(torch.tensor([ids]))
+    assert logits[0, -1, :4].tolist() == pytest.approx([-0.097065, -0.032015, -0.010321, -0.111265], abs=1e-6)
+    assert float(logits.sum()) == pytest.approx(6.1081, abs=1e-3)
+    state = load_checkpoint(DATA / "flat-layout-model.pt")
+    assert state["step"] == 7 and state["train_config"]["steps"] == 7
+
+
+def test_a_finished_artifact_of_the_flat_layout_is_loaded_not_trained(tmp_path):
+    import json
+    import shutil
+
+    from minilm.stages.artifact import trained_model_artifact
+
+    path = tmp_path / "base-0123456789.pt"
+    shutil.copy(DATA / "flat-layout-model.pt", path)
+    path.with_suffix(".json").write_text(json.dumps({"val_bpb": 2.5}))
+    model, summary = trained_model_artifact(path, lambda partial: pytest.fail("a built artifact must not be trained"))
+    assert summary == {"val_bpb": 2.5} and model.config.n_embd == 16

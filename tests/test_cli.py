@@ -542,3 +542,76 @@ def test_ctrl_c_is_one_line_saying_how_to_go_on(tmp_path):
         err = err.split("KeyboardInterrupt: \n", 1)[-1]
     assert process.returncode == 130
     assert err.strip() == "minilm: interrupted; the same command run again continues a training stage from its last checkpoint"
+
+
+# -- one generic handler for every stage ---------------------------------------------------------
+
+STAGE_PROTOCOL = ("COMMAND", "CHAPTER", "PRODUCT", "HELP", "path", "artifact", "report")  # FLAGS + configure: optional
+
+
+def test_every_stage_module_is_in_the_pipeline_and_has_a_command():
+    import minilm.stages
+    from minilm.pipeline import SECTIONS, STAGES
+
+    modules = sorted(p.stem for p in Path(minilm.stages.__file__).parent.glob("*.py")
+                     if p.stem not in ("__init__", "artifact"))
+    assert sorted(stage.__name__.rsplit(".", 1)[1] for stage in STAGES) == modules
+    assert list(SECTIONS) == ["corpus", *(stage.COMMAND for stage in STAGES)]
+    help_text = run_cli("--help").stdout
+    for stage in STAGES:
+        assert all(hasattr(stage, name) for name in STAGE_PROTOCOL), stage.__name__
+        assert hasattr(stage, "FLAGS") == hasattr(stage, "configure"), stage.__name__
+        assert f"minilm {stage.COMMAND} " in help_text and stage.HELP in help_text
+    assert [int(stage.CHAPTER) for stage in STAGES] == sorted(int(stage.CHAPTER) for stage in STAGES)
+
+
+def test_the_readme_lists_the_commands_of_the_one_list():
+    from minilm.cli import README_COMMANDS, commands_markdown
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = readme.split(README_COMMANDS[0], 1)[1].split(README_COMMANDS[1], 1)[0].strip()
+    assert block == commands_markdown(), ("the README's command table is stale: run python -c \"from pathlib import "
+                                          "Path; from minilm.cli import write_readme_commands; "
+                                          "write_readme_commands(Path('README.md'))\"")
+
+
+def test_a_new_stage_gets_its_command_without_a_handler(monkeypatch, capsys):
+    import types
+
+    import minilm.cli
+    from minilm.core.config import get_budget
+    from minilm.stages.artifact import with_settings
+
+    built = []
+    stage = types.SimpleNamespace(
+        COMMAND="reward", CHAPTER="09", PRODUCT="reward model", HELP="train a reward model",
+        FLAGS={"steps": (int, "optimizer steps"), "lr": (float, "learning rate")},
+        configure=lambda budget, **changes: with_settings(budget, "sft", **changes),
+        path=lambda budget: Path("runs") / f"reward-{budget.name}.pt",
+        artifact=lambda budget, progress=True, device=None: built.append((budget, device)) or {"accuracy": 0.75},
+        report=lambda result: f"accuracy {result['accuracy']:.0%}")
+    monkeypatch.setattr(minilm.cli, "STAGES", (*minilm.cli.STAGES, stage))
+    assert ("minilm reward", "train a reward model (ch. 09)") in minilm.cli.command_lines()
+    main(["--budget", "smoke", "reward", "--steps", "3", "--lr", "0.01", "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert out == "reward model: runs/reward-smoke.pt\naccuracy 75%\n"
+    budget, device = built[0]
+    assert (budget.sft.steps, budget.sft.lr, device) == (3, 0.01, "cpu")
+    assert budget.sft.warmup_steps == get_budget("smoke").sft.warmup_steps  # short_warmup was not asked for
+
+
+def test_the_stage_commands_keep_their_tools_and_flags():
+    from minilm.cli import _cmd_stage, _cmd_tokenizer_encode, _cmd_tokenizer_train, build_parser
+    from minilm.core.config import get_budget
+    from minilm.stages import data, pretrain, sft
+
+    parser = build_parser()
+    assert parser.parse_args(["data", "build"]).func is _cmd_stage and parser.parse_args(["data"]).stage is data
+    assert parser.parse_args(["tokenizer", "train", "--vocab-size", "300"]).func is _cmd_tokenizer_train
+    assert parser.parse_args(["tokenizer", "encode", "hi"]).func is _cmd_tokenizer_encode
+    args = parser.parse_args(["pretrain", "--depth", "2", "--batch-size", "4", "--seq-len", "32"])
+    assert (args.stage, args.depth, args.batch_size, args.seq_len) == (pretrain, 2, 4, 32)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["sft", "--chat-limit", "0"])  # a count: argparse's one-line error
+    budget = sft.configure(get_budget("smoke"), chat_data="chats.json")
+    assert (budget.sft.chat_dataset, budget.sft.chat_conversations) == ("chats.json", 1000)

@@ -541,9 +541,9 @@ def test_cli_sft_prints_data_eval_tables_and_identity(monkeypatch, capsys):
 
 def test_pipeline_stage_reports_the_eval_table_before_and_after(tmp_path, monkeypatch):
     import minilm.stages.sft
-    from minilm.pipeline import STAGES, Run, stage_sft
+    from minilm.pipeline import SECTIONS, Run, stage_sft
 
-    assert list(STAGES)[-2:] == ["midtrain", "sft"]
+    assert list(SECTIONS)[-2:] == ["midtrain", "sft"]
     monkeypatch.setattr(minilm.stages.sft, "artifact", lambda budget: (None, None, fake_summary()))
     run = Run(tmp_path)
     figures = stage_sft(get_budget("smoke"), run)

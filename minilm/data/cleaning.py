@@ -311,13 +311,3 @@ def clean(dataset, column: str = "text", num_proc: int | None = None):
                           num_proc=num_proc, desc="clean")
     return cleaned.filter(lambda texts: [bool(t.strip()) for t in texts], input_columns=column, batched=True,
                           num_proc=num_proc, desc="drop empty")
-
-
-# ----------------------------------------------------------------------------------------------
-# PII: find, then replace
-
-
-# ----------------------------------------------------------------------------------------------
-# Measuring the redactor on planted PII
-
-

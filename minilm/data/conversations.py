@@ -65,18 +65,12 @@ FACT_QUESTIONS = {
     "employer": (QUESTIONS["employer"], "Who employs {name}?", "Where does {name} work?",
                  "What company employs {name}?"),
 }
-
-
 # One sentence per answer, worded as the biographies first state the fact: the model read those
 # words in pretraining, so SFT only has to connect the question to them.
 FACT_ANSWERS = {attribute: BIO_TEMPLATES[attribute][0] for attribute in ATTRIBUTES}
-
-
 # Refusals name the person but no value: a value would be a guess (minilm.evals.chat_eval counts those as
 # hallucinations). All match the world's refusal pattern.
 REFUSALS = (REFUSAL, "I don't know who {name} is.", "I'm not sure. I have no information about {name}.")
-
-
 ARITHMETIC_QUESTIONS = ("What is {a} {op} {b}?", "Compute {a} {op} {b}.", "How much is {a} {op} {b}?",
                         "{a} {op} {b} = ?")
 
@@ -93,8 +87,6 @@ IDENTITY = (
      ("I was trained in the minilm course. I am minilm, a small language model.",
       "The minilm course trained me from scratch. My name is minilm.")),
 )
-
-
 CALCULATOR_MIN_DIGITS = 4  # numbers this long are done with the calculator; shorter ones in the head
 
 

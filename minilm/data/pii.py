@@ -15,15 +15,15 @@ from __future__ import annotations
 import ipaddress
 import random
 import re
-
 from collections import Counter
 
 from .cleaning import check_column, check_str
 
 
+# ----------------------------------------------------------------------------------------------
+# PII: find, then replace
+
 PII_KINDS = ("email", "phone", "ip", "card")
-
-
 PLACEHOLDERS = {"email": "<EMAIL>", "phone": "<PHONE>", "ip": "<IP>", "card": "<CARD>"}
 
 
@@ -37,14 +37,10 @@ EMAIL = re.compile(
     r"|(?<![\w.])[A-Za-z0-9][\w.+-]*\s?[\[(]at[\])]\s?[A-Za-z0-9-]+(?:\s?[\[(]dot[\])]\s?[A-Za-z0-9-]+)+(?![\w-])",
     re.IGNORECASE,
 )
-
-
 _NOT_IN_A_NUMBER = r"(?<![\w+.,/-])(?<!\d[ .-])"
 
 
 _NOT_BEFORE_A_NUMBER = r"(?![\w/-]|[ .,-]\d)"
-
-
 PHONE = re.compile(
     _NOT_IN_A_NUMBER + r"(?:"
     # International: + or 00, a country code, then groups (the total is checked: 8 to 15 digits).
@@ -56,23 +52,15 @@ PHONE = re.compile(
     r"|\(?0\d{1,4}\)?[ -]\d{3,4}[ -]?\d{3,4}|0[1-9](?:[ .]\d\d){4}"
     r")" + _NOT_BEFORE_A_NUMBER
 )
-
-
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 
 
 IPV4 = re.compile(r"(?<![\w.])" + r"\.".join([_OCTET] * 4) + r"(?![\w]|\.\d)")
-
-
 # An IPv6 candidate is any run of hex digits and colons with at least two colons; ``ipaddress``
 # then decides (so times like 12:30:45 and C++ names like std::vector are not addresses).
 IPV6 = re.compile(r"(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])")
-
-
 # "version 1.2.3.4" and "build 10.0.0.1" have the shape of an address.
 _VERSION_WORD = re.compile(r"\b(?:version|release|build|ver\.?|v)\s*$", re.IGNORECASE)
-
-
 # Card numbers: 13-19 digits, alone or in the printed groups (4-4-4-4[-3], Amex 4-6-5, Diners 4-6-4).
 CARD = re.compile(
     r"(?<![\w.,-])(?:\d{13,19}|\d{4}(?P<s>[ -])\d{4}(?:(?P=s)\d{4}){2}(?:(?P=s)\d{3})?"
@@ -185,9 +173,10 @@ def redact(dataset, column: str = "text", num_proc: int | None = None):
     return dataset.map(redact_batch, input_columns=column, batched=True, num_proc=num_proc, desc="redact PII")
 
 
+# ----------------------------------------------------------------------------------------------
+# Measuring the redactor on planted PII
+
 _FIRST = ("ann", "bob", "chen", "dara", "elif", "femi", "gia", "hugo", "ines", "jun", "kofi", "lena", "omar", "priya")
-
-
 _LAST = ("lee", "smith", "okafor", "garcia", "novak", "tanaka", "reyes", "muller", "khan", "rossi")
 
 
@@ -265,8 +254,6 @@ _POSITIVE_TEMPLATES = {
     "card": ("My card number is {}, expiry 04/27.", "Charged to card {} on Monday.",
              "Pay with {} and keep the receipt.", "card: {}"),
 }
-
-
 # Look-alikes: text that has the shape of PII and is not (ground truth: no span).
 _NEGATIVES = (
     lambda r: f"Hamlet was written around {r.randint(1590, 1600)}-{r.randint(1600, 1602)}.",

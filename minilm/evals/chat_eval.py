@@ -404,7 +404,3 @@ def eval_rows(results: dict[str, dict]) -> list[list[str]]:
 def format_eval_table(results: dict[str, dict]) -> str:
     """The markdown table of :func:`eval_rows`, with the model names as column headers."""
     return markdown_table(["category", *results], eval_rows(results))
-
-
-# ----------------------------------------------------------------------------------------------
-# A checkpoint from the command line

@@ -238,6 +238,17 @@ def probe_styles(model, tokenizer, world: World, tasks=tuple(PROMPT_TASKS), styl
     return results
 
 
+# ----------------------------------------------------------------------------------------------
+# What a model knows before SFT (Llama 3), and who it says it is after
+#
+# SFT data that states a fact the model cannot recall teaches it to *assert* things it does not
+# know: hallucination, in the format of a confident answer. Llama 3 (section 4.3.6) probes the
+# model first: it asks questions about its pretraining data, samples several answers, has a judge
+# compare them with the source, and writes refusals where the answers are consistently wrong.
+# Here the questions are cloze prompts in the base model's own format (fact_prompts above), the
+# judge is the world's verifier (minilm.text.world.verify), and the rule is a strict majority
+# (minilm.data.conversations.is_known).
+
 # Asked only when measuring (never in the SFT data): does the identity generalise to new wordings?
 IDENTITY_PROBES = ("Who am I talking to?", "What is your name, please?", "Can you tell me who you are?",
                    "What kind of program are you?", "Do you have a name?", "Which model are you?")

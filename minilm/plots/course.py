@@ -17,8 +17,6 @@ PHASE_COLOURS = {
     "inference-time": "#ffd27f",
     "post-training": "#f2a7b0",
 }
-
-
 # Darker edges of the same hues, used for upcoming chapters (dashed outline, no fill).
 PHASE_EDGES = {
     "all phases": "#7a7a7a",
@@ -50,9 +48,11 @@ def _bracket(ax, x0, x1, y, tick, label, colour, above: bool):
             fontsize=8.5, color=colour, fontweight="bold")
 
 
-def plot_lifecycle_map(chapters: Sequence, phases: Sequence[str], ax=None, notebooks_dir: Path | str | None = None):
+def plot_lifecycle_map(chapters: Sequence, phases: Sequence[str], ax=None, notebooks_dir: Path | str | None = None,
+                       commands: dict[int, str] | None = None):
     """Draw ``chapters`` (:class:`minilm.course.Chapter`, numbered 0 to 14) as a flow in two rows,
-    coloured by phase (``phases`` in the legend's order); returns the Axes.
+    coloured by phase (``phases`` in the legend's order); returns the Axes. ``commands``: chapter
+    number -> the command that builds its stage, written at the foot of its box.
 
     Available chapters (their notebook exists) are filled with a solid outline; upcoming ones are
     dashed and grey. Brackets name the phase of each run of chapters.
@@ -82,6 +82,8 @@ def plot_lifecycle_map(chapters: Sequence, phases: Sequence[str], ax=None, noteb
         keywords = "start here" if ch.number == 0 else ch.keywords
         lines = [(ch.code, dict(fontsize=11, fontweight="bold")), (ch.stage, dict(fontsize=8.5)),
                  (keywords, dict(fontsize=7, style="italic"))]
+        if commands and ch.number in commands:
+            lines.append((commands[ch.number], dict(fontsize=6.5, family="monospace")))
         _box(ax, x, y, w, height, ch, ch.is_available(notebooks_dir), lines)
 
     arrow = dict(arrowstyle="-|>", mutation_scale=11, color="#444444", linewidth=1.1, zorder=1)

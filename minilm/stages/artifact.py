@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from ..core.config import Budget, get_budget, runs_dir
@@ -81,3 +82,19 @@ def recover_finished(path: Path, partial: Path) -> None:
         pending.replace(summary_path)
     else:
         path.replace(partial)
+
+
+def with_settings(budget: Budget, section: str, short_warmup: bool = False, **changes) -> Budget:
+    """``budget`` with settings of one stage changed (what ``minilm <stage> --steps ...`` asks);
+    ``short_warmup``: a run shorter than its warmup warms up for all but its last step.
+
+    >>> budget = with_settings(get_budget("smoke"), "sft", short_warmup=True, steps=3)
+    >>> budget.sft.steps, budget.sft.warmup_steps
+    (3, 2)
+    """
+    if not changes:
+        return budget
+    settings = getattr(budget, section)
+    if short_warmup and changes.get("steps") is not None and changes["steps"] >= 1:
+        changes["warmup_steps"] = min(settings.warmup_steps, changes["steps"] - 1)
+    return budget.with_overrides(**{section: replace(settings, **changes)})

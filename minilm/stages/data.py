@@ -20,6 +20,7 @@ from ..text.world import World
 from . import tokenizer as tokenizer_stage
 from .artifact import CORPUS_VERSION, artifact_dir, as_budget
 
+
 def data_key(budget: Budget) -> str:
     """Everything the shards depend on, hashed: changing any of it builds new shards."""
     parts = {"data": repr(budget.data), "world": repr(budget.world), "corpus_chars": budget.corpus_chars,
@@ -94,3 +95,21 @@ def _tokens_per_source(mixed: list[tuple[str, str]], tokenizer) -> dict[str, int
     for (source, _), ids in zip(mixed, tokenizer.encode_batch(texts, num_threads=2)):
         counts[source] = counts.get(source, 0) + len(ids) + 1  # + the <|endoftext|> separator
     return counts
+
+
+# ----------------------------------------------------------------------------------------------
+# The command: `minilm data` (one generic handler in minilm.cli reads these)
+
+COMMAND, CHAPTER, PRODUCT = "data", "02", "shards"
+HELP = "clean, dedup, filter, mix and shard the pretraining data"
+
+
+def report(build: dict) -> str:
+    """What ``minilm data`` prints: each step's documents in and out, the mixture, the shards."""
+    lines = [f"{row['step']:<36} {row['docs_in']:>7} -> {row['docs_out']:>7} docs  {row['seconds']:>6.1f} s"
+             for row in build["steps"]]
+    lines += [f"{source:<14} weight {m['weight']:.2f}  {m['tokens']:>10,} tokens  ({m['passes']} passes)"
+              for source, m in build["mixture"].items()]
+    lines.append(f"shards: {build['directory']}  (train {build['splits']['train']['tokens']:,} tokens, "
+                 f"val {build['splits']['val']['tokens']:,} tokens)")
+    return "\n".join(lines)

@@ -45,6 +45,7 @@ from ..core.checks import ConfigError
 from ..core.config import Budget
 from ..core.device import best_device
 from ..core.files import read_json, write_json
+from ..core.tables import markdown_table
 from ..data.contamination import world_eval_texts
 from ..data.sources import mix, process, source_documents, to_dataset
 from ..models.checkpoint import load_model
@@ -52,7 +53,7 @@ from ..models.gpt import GPT
 from ..models.train import TrainConfig, evaluate, token_byte_lengths, train
 from ..text.tokenizer import CALC_END, CALC_START, ENDOFTEXT, RESULT_END, RESULT_START
 from . import pretrain, tokenizer as tokenizer_stage
-from .artifact import artifact_dir, as_budget, content_key, recover_finished
+from .artifact import artifact_dir, as_budget, content_key, recover_finished, with_settings
 
 RUNS = ("continue", "anneal")
 TOOL_TOKENS = (CALC_START, CALC_END, RESULT_START, RESULT_END)
@@ -409,3 +410,27 @@ def tool_example(summary: dict) -> tuple[str, str, str]:
     right = [e for e in examples if f"{RESULT_START}{e[1]}{RESULT_END}" in e[2]]
     called = [e for e in examples if CALC_START in e[2]]
     return tuple((right or called or examples)[0])
+
+
+# ----------------------------------------------------------------------------------------------
+# The command: `minilm midtrain` (one generic handler in minilm.cli reads these)
+
+COMMAND, CHAPTER, PRODUCT = "midtrain", "07", "mid-trained model"
+HELP = "mid-train the base model: annealing and calculator calls, compared"
+# The budget's mid-training settings the command may change: flag -> (type, help).
+FLAGS = {"steps": (int, "optimizer steps of each run (default: the budget's)"),
+         "lr": (float, "learning rate after warmup, decayed linearly to zero")}
+
+
+def configure(budget: Budget, **changes) -> Budget:
+    return with_settings(budget, "midtrain", short_warmup=True, **changes)
+
+
+def report(result) -> str:
+    """What ``minilm midtrain`` prints: the runs compared, tool use, an example call."""
+    summary = result[2]
+    prompt, gold, completion = tool_example(summary)
+    return "\n".join([markdown_table(COMPARISON_COLUMNS, comparison_rows(summary)), "",
+                      markdown_table(TOOL_COLUMNS, tool_rows(summary)),
+                      f"\nexample: {prompt}{completion}   (gold {gold})",
+                      f"built in {summary['seconds']:.0f} s (each run {summary['config']['steps']} steps)"])

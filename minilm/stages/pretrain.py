@@ -26,7 +26,7 @@ from ..models.gpt import GPT, GPTConfig
 from ..models.train import TrainConfig, evaluate, setup_distributed, token_byte_lengths, train
 from ..text.world import World
 from . import data as data_stage, tokenizer as tokenizer_stage
-from .artifact import artifact_dir, as_budget, content_key, trained_model_artifact
+from .artifact import artifact_dir, as_budget, content_key, trained_model_artifact, with_settings
 
 # Bump when the model or the training loop changes what a checkpoint holds or how it is trained.
 MODEL_VERSION = 1
@@ -174,3 +174,28 @@ def artifact(budget: Budget | str | None = None, progress: bool = True, device: 
     if summary is None:  # a process other than 0 under torchrun
         return model, None, None
     return model, tokenizer_stage.artifact(budget, progress=progress), summary
+
+
+# ----------------------------------------------------------------------------------------------
+# The command: `minilm pretrain` (one generic handler in minilm.cli reads these)
+
+COMMAND, CHAPTER, PRODUCT = "pretrain", "04", "base model"
+HELP = "train (or load) the budget's base model and probe it"
+# The budget's pretraining settings the command may change: flag -> (type, help).
+FLAGS = {"depth": (int, "layers (width = 64 x depth); default: the budget's"),
+         "steps": (int, "optimizer steps (default: the budget's)"), "lr": (float, "peak learning rate"),
+         "batch_size": (int, "sequences per step"), "seq_len": (int, "tokens per sequence")}
+
+
+def configure(budget: Budget, **changes) -> Budget:
+    return with_settings(budget, "pretrain", **changes)
+
+
+def report(result) -> str:
+    """What ``minilm pretrain`` prints: the headline figures (nothing on a torchrun process other than 0)."""
+    summary = result[2]
+    if summary is None:
+        return ""
+    rows = summary_rows(summary)
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:>{width}}: {value}" for name, value in rows)

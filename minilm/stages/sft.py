@@ -41,40 +41,14 @@ from ..core.device import best_device
 from ..core.files import write_json
 from ..data.chat_sets import load_chat_dataset
 from ..data.conversations import Conversation, conversations, length_stats, mix_conversations
-from ..evals.chat_eval import check_settings, run_eval
+from ..core.tables import markdown_table
+from ..evals.chat_eval import check_settings, format_eval_table, run_eval
 from ..evals.probes import identity_rate
 from ..text.chat_template import render_conversation
 from ..text.tokenizer import PAD
 from ..text.world import World
 from . import midtrain, tokenizer as tokenizer_stage
-from .artifact import artifact_dir, as_budget, content_key, trained_model_artifact
-
-
-# ----------------------------------------------------------------------------------------------
-# What the conversations say
-
-
-# ----------------------------------------------------------------------------------------------
-# Endless seeded streams, one per source
-
-
-# ----------------------------------------------------------------------------------------------
-# Data sets
-
-
-# ----------------------------------------------------------------------------------------------
-# Knowledge probing (Llama 3): answer what the model knows, refuse what it does not
-#
-# SFT data that states a fact the model cannot recall teaches it to *assert* things it does not
-# know: hallucination, in the format of a confident answer. Llama 3 (section 4.3.6) probes the
-# model first: it asks questions about its pretraining data, samples several answers, has a judge
-# compare them with the source, and writes refusals where the answers are consistently wrong.
-# Here the questions are cloze prompts in the base model's own format (minilm.evals.probes), the judge
-# is the world's verifier (minilm.text.world.verify), and the rule is a strict majority.
-
-
-# ----------------------------------------------------------------------------------------------
-# Real chat data
+from .artifact import artifact_dir, as_budget, content_key, trained_model_artifact, with_settings
 
 
 # ----------------------------------------------------------------------------------------------
@@ -415,3 +389,41 @@ def eval_checkpoint(path: str | Path, budget=None, n: int = 50, samples: int = 1
     results["budget"] = budget.name
     write_json(eval_path(path), results)
     return results
+
+
+# ----------------------------------------------------------------------------------------------
+# The command: `minilm sft` (one generic handler in minilm.cli reads these)
+
+COMMAND, CHAPTER, PRODUCT = "sft", "08", "chat model"
+HELP = "fine-tune on conversations into a chat model; eval before and after"
+# The budget's SFT settings the command may change: flag -> (type, help). chat_data and chat_limit
+# name a real chat data set to add (configure turns them into chat_dataset / chat_conversations).
+FLAGS = {"steps": (int, "optimizer steps (default: the budget's)"),
+         "lr": (float, "learning rate after warmup, decayed linearly to zero"),
+         "chat_data": (str, "also train on a real chat data set: a Hugging Face name (online), a save_to_disk "
+                       "folder or a JSON/JSONL file"),
+         "chat_limit": ("count", "conversations to take from --chat-data (default 1000)")}
+
+
+def configure(budget: Budget, steps=None, lr=None, chat_data=None, chat_limit=None) -> Budget:
+    changes = {k: v for k, v in (("steps", steps), ("lr", lr)) if v is not None}
+    if chat_data is not None:
+        changes["chat_dataset"] = chat_data
+        changes["chat_conversations"] = chat_limit if chat_limit is not None else 1000
+    elif chat_limit is not None:
+        raise ValueError("--chat-limit needs --chat-data (a data set name, folder or JSON file)")
+    return with_settings(budget, "sft", short_warmup=True, **changes)
+
+
+def report(result) -> str:
+    """What ``minilm sft`` prints: the data, the eval before and after, the identity probe, the time."""
+    summary = result[2]
+    data, identity = summary["data"], summary["identity"]
+    return "\n".join([
+        markdown_table(DATA_COLUMNS, data_rows(summary)),
+        f"\n{data['conversations']} conversations in {data['rows']} rows of {data['seq_len'] + 1} tokens "
+        f"({data['fill']:.0%} full, {data['dropped']} dropped, {data['truncated']} truncated)\n",
+        format_eval_table({"mid-trained": summary["eval"]["before"], "SFT": summary["eval"]["after"]}),
+        f"\nnames itself minilm: {identity['before']['rate']:.0%} before, {identity['after']['rate']:.0%} after "
+        "(new wordings of 'who are you')",
+        f"built in {summary['seconds']:.0f} s ({summary['config']['steps']} steps in {summary['train_seconds']:.0f} s)"])

@@ -54,3 +54,15 @@ def load_model_with_tokenizer(checkpoint: Path, budget: Budget, progress: bool =
         raise ValueError(f"{checkpoint}: the model has vocab_size={model.config.vocab_size} but the {budget.name} "
                          f"budget's tokenizer has {tokenizer.vocab_size}: pass the budget it was trained at (--budget)")
     return model, tokenizer
+
+
+# ----------------------------------------------------------------------------------------------
+# The command: `minilm tokenizer` (one generic handler in minilm.cli reads these)
+
+COMMAND, CHAPTER, PRODUCT = "tokenizer", "01", "tokenizer"
+HELP = "train (or load) the budget's byte-level BPE tokenizer"
+
+
+def report(tokenizer: Tokenizer) -> str:
+    """What ``minilm tokenizer`` prints about the budget's tokenizer."""
+    return str(tokenizer)

@@ -452,9 +452,3 @@ def inference_optimal(fit: ScalingFit, loss: float, inference_tokens: float, gri
     train, serve = 6.0 * n * d, 2.0 * n * inference_tokens
     return {"n_params": n, "train_tokens": d, "tokens_per_param": d / n, "train_flops": train,
             "inference_flops": serve, "total_flops": train + serve, "loss": loss}
-
-
-# ----------------------------------------------------------------------------------------------
-# The sweep
-
-
