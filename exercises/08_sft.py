@@ -12,7 +12,7 @@ Write the three functions below, replacing each ``raise NotImplementedError(...)
 * ``refusal_data``: Llama 3's recipe against hallucination: from probe results (how many of a
   model's sampled answers to a fact were right), the SFT answer to each fact question: the truth
   where the model knows it, "I don't know." where it does not, as
-  ``minilm.stages.sft.knowledge_aware_conversations`` decides.
+  ``minilm.data.conversations.knowledge_aware_conversations`` decides.
 
 Check your work with ``make check CH=08`` (or ``minilm check 08``): the tests render real
 conversations with a real tokenizer and compare your functions with ``minilm.text.chat_template``,

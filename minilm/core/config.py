@@ -296,7 +296,7 @@ class SFTConfig:
     lr, warmup_steps: the learning rate reached after ``warmup_steps`` (fresh optimizer), then
         decayed linearly to 0 at the last step.
     mix: (source, conversations) pairs; sources are those of ``SFT_SOURCES``. A data-size sweep
-        scales these counts to a total (``minilm.stages.sft.source_counts``).
+        scales these counts to a total (``minilm.data.conversations.source_counts``).
     max_turns: multi-turn conversations have 2 to this many user turns.
     pack: several conversations per row (True) or one conversation per row, padded (False).
     too_long: what to do with a conversation longer than a row: "drop" it or "truncate" it (both

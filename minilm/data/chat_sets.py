@@ -132,7 +132,7 @@ def _normalize_records(records, where: str) -> list[Conversation]:
     if not out:  # training on none of them would drop the data set without a word
         raise ValueError(f"{where}: holds no conversation to train on" if not skipped else
                          f"{where}: none of its {skipped} conversations normalise (each needs user and "
-                         "assistant turns with text; see minilm.stages.sft.normalize_conversation)")
+                         "assistant turns with text; see minilm.data.chat_sets.normalize_conversation)")
     if skipped:
         warnings.warn(f"{where}: skipped {skipped} of {skipped + len(out)} conversations that do not normalise",
                       stacklevel=3)

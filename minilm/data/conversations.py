@@ -114,7 +114,7 @@ def _chunks(make: Callable[[int], list]) -> Iterator:
 
 
 def _fact_reply(person, attribute: str, knowledge: dict | None, wording: random.Random | None) -> str:
-    """The true answer, or, with ``knowledge`` (:func:`probe_knowledge`), a refusal where the model
+    """The true answer, or, with ``knowledge`` (:func:`minilm.evals.probes.probe_knowledge`), a refusal where the model
     does not know the fact. A person the model knows something about is not told "I don't know
     who {name} is": only the plain "I don't know." fits a single unknown fact."""
     if knowledge is None or _known(knowledge, person.name, attribute):
@@ -203,7 +203,8 @@ def source_stream(world, source: str, config: SFTConfig, seed: int = 0,
                   knowledge: dict | None = None) -> Iterator[Conversation]:
     """The endless, seeded stream of one source's conversations (see the module docstring).
 
-    With ``knowledge`` (:func:`probe_knowledge` of the ``sft_known`` people), the fact questions of
+    With ``knowledge`` (:func:`minilm.evals.probes.probe_knowledge` of the ``sft_known`` people), the
+    fact questions of
     ``facts`` and ``multi_turn`` are answered where the model knows the fact and refused where it
     does not (:func:`knowledge_aware_conversations`); the questions drawn are the same.
 
@@ -294,7 +295,7 @@ def conversations(world, config: SFTConfig, seed: int = 0, total: int | None = N
     a data-size sweep: nested sets). With ``tokenizer`` and ``max_tokens``, conversations longer
     than ``max_tokens`` tokens are skipped as they are drawn, so each source still gives ``count``
     (:func:`length_stats` says how many the streams would have given that do not fit). With
-    ``knowledge`` (:func:`probe_knowledge`), fact questions the model cannot answer are refused
+    ``knowledge`` (:func:`minilm.evals.probes.probe_knowledge`), fact questions the model cannot answer are refused
     (Llama 3's recipe; see :func:`knowledge_aware_conversations`).
     """
     if (tokenizer is None) != (max_tokens is None):

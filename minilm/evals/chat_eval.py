@@ -9,7 +9,8 @@ Each case is a one-turn conversation, asked the way a chat model is asked::
 and the reply (generated in batches, greedy by default, until ``<|im_end|>``) is scored with the
 world's verifier (:func:`minilm.text.world.verify`). The categories:
 
-- ``facts``: an attribute of a person seen in pretraining but never in SFT data (:func:`minilm.text.world.people_split`).
+- ``facts``: an attribute of a person seen in pretraining but never in SFT data
+(:func:`minilm.text.world.people_split`).
 - ``unknown``: the same questions about a held-out person, never seen at all: the right answer is
   a refusal that names no value. A reply that names a value is a *hallucination*
   (``hallucination_rate``); a refusal on ``facts`` is a *false refusal* (``false_refusal_rate``).

@@ -5,7 +5,8 @@ matrix. On a CPU it is bounded by overhead instead. Each ``nn.Module`` call, eac
 lookup through ``Module.__getattr__`` and each small tensor op costs microseconds, and
 ``GPT.forward`` makes about 35 module calls and a hundred small ops per step. On the course's
 2-core machine the laptop model's step took 2.7 ms through ``forward`` against 2.3 ms here
-(``minilm bench generate``'s ``decode_step_ms``, medians of interleaved runs). The step matters because the KV cache's whole point is to make
+(``minilm bench generate``'s ``decode_step_ms``, medians of interleaved runs). The step matters because
+the KV cache's whole point is to make
 a new token cost one position's work: overhead that the uncached path spreads over hundreds of
 positions lands on the cached one in full.
 

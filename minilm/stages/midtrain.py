@@ -374,7 +374,8 @@ def comparison_rows(summary: dict) -> list[list[str]]:
     """Base model, continued and annealed, side by side: validation loss, bits per byte, probes.
 
     >>> s = {"base": {"val_loss": 2.0, "val_bpb": 1.0, "probes": {"facts_seen": {"accuracy": 0.5}}},
-    ...      "runs": {r: {"val_loss": 1.9, "val_bpb": 0.9, "probes": {"facts_seen": {"accuracy": 0.75}}} for r in RUNS}}
+    ...      "runs": {r: {"val_loss": 1.9, "val_bpb": 0.9, "probes": {"facts_seen": {"accuracy": 0.75}}}
+    ...               for r in RUNS}}
     >>> comparison_rows(s)[2]
     ['facts of seen people', '50.0%', '75.0%', '75.0%']
     """

@@ -190,7 +190,8 @@ def train_sft(model, tokenizer, convs: Sequence[Conversation], config: SFTConfig
     ``(TrainResult, SFTBatches)``.
 
     Rows are as long as the model's context. Validation (every ``config.eval_every`` steps) is
-    the masked loss (and bits per byte) on the assistant tokens of ``val_convs``. With ``checkpoint``, an interrupted call resumes from it.
+    the masked loss (and bits per byte) on the assistant tokens of ``val_convs``. With ``checkpoint``,
+    an interrupted call resumes from it.
     Whatever the starting point (the mid-trained model, a random initialisation for the
     bootstrapping ablation), the data, schedule and batches are the same for the same config.
     """
@@ -215,7 +216,8 @@ def train_sft(model, tokenizer, convs: Sequence[Conversation], config: SFTConfig
 def sft_data(budget: Budget, tokenizer, seq_len: int, total: int | None = None, knowledge: dict | None = None) -> dict:
     """The stage's data: training conversations by source (fitting ``seq_len + 1`` tokens), the
     validation conversations, and the measured length statistics of what the streams give before
-    any is skipped. ``knowledge`` (:func:`probe_knowledge`) makes the fact answers knowledge-aware."""
+    any is skipped. ``knowledge`` (:func:`minilm.evals.probes.probe_knowledge`) makes the fact answers
+    knowledge-aware."""
 
     world = World(budget.world)
     cfg = budget.sft

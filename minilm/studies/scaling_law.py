@@ -402,6 +402,60 @@ def bootstrap_fits(n_params, n_tokens, losses, samples: int = 50, seed: int = 0,
 
 
 # ----------------------------------------------------------------------------------------------
+# One power law, y = k x^a (the isoFLOP optima against compute: Hoffmann et al.'s approach 2)
+
+
+def _paired_logs(x, y) -> tuple[np.ndarray, np.ndarray]:
+    lx, ly = np.log(_as_positive_array("x", x)), np.log(_as_positive_array("y", y))
+    if lx.shape != ly.shape:
+        raise ValueError(f"x and y must have the same length, got {lx.size} and {ly.size}")
+    if np.unique(lx).size < 2:
+        raise ValueError("x needs at least two different values to fit a slope")
+    return lx, ly
+
+
+def fit_power_law(x, y) -> tuple[float, float]:
+    """``(k, a)`` of ``y = k x^a``: a least-squares line through ``(log x, log y)``.
+
+    >>> k, a = fit_power_law([1, 10, 100], [2, 20, 200])
+    >>> round(k, 6), round(a, 6)
+    (2.0, 1.0)
+    """
+    lx, ly = _paired_logs(x, y)
+    a, log_k = np.polyfit(lx, ly, 1)
+    return float(np.exp(log_k)), float(a)
+
+
+def power_law_interval(x, y, samples: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """A percentile bootstrap interval of the exponent ``a`` of :func:`fit_power_law`.
+
+    ``samples`` times: draw ``len(x)`` indices with replacement (``numpy.random.default_rng(seed)``,
+    ``rng.integers(0, len(x), len(x))``), skip a draw whose x values are all equal (no slope), fit.
+    The interval is the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of the exponents
+    (``numpy.quantile``'s default, linear).
+
+    >>> low, high = power_law_interval([1, 2, 4, 8, 16], [3.1, 5.9, 12.4, 23.5, 49.0], samples=200)
+    >>> low < 1.0 < high
+    True
+    """
+    check_count("samples", samples)
+    if not 0 < level < 1:
+        raise ValueError(f"level={level!r} must be between 0 and 1")
+    lx, ly = _paired_logs(x, y)
+    rng = np.random.default_rng(seed)
+    exponents = []
+    for _ in range(samples):
+        idx = rng.integers(0, lx.size, lx.size)
+        if np.unique(lx[idx]).size < 2:
+            continue
+        exponents.append(np.polyfit(lx[idx], ly[idx], 1)[0])
+    if not exponents:
+        raise ValueError("every bootstrap draw had a single x value: give more distinct points")
+    low, high = np.quantile(exponents, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
+# ----------------------------------------------------------------------------------------------
 # Inference-optimal: training plus serving
 
 

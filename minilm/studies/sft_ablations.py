@@ -13,9 +13,9 @@ the evaluation suite (:func:`minilm.evals.chat_eval.run_eval`) and the identity 
   facts accuracy is bounded by what pretraining stored, however much SFT data there is.
 - :func:`refusal_study`: (a) SFT with no refusal data at all, (b) the default mix (refusals about
   people the model never saw), (c) Llama 3-style knowledge-aware data: the mid-trained model is
-  probed on the ``sft_known`` people (:func:`minilm.stages.sft.probe_knowledge`) and the fact
+  probed on the ``sft_known`` people (:func:`minilm.evals.probes.probe_knowledge`) and the fact
   conversations answer what it knows and refuse what it does not
-  (:func:`minilm.stages.sft.knowledge_aware_conversations`). Measured: hallucinations on never-seen
+  (:func:`minilm.data.conversations.knowledge_aware_conversations`). Measured: hallucinations on never-seen
   people, false refusals on seen people, and facts accuracy.
 - :func:`identity_study`: SFT with and without the identity conversations; how often the model
   names itself when asked who it is in new words, and what it says without them.
@@ -24,7 +24,8 @@ All runs use the budget's SFT settings with ``SFTConfig.ablation_steps`` steps a
 ``SFTConfig.ablation_eval_n`` questions per category (:func:`ablation_config`): fewer steps than
 the stage itself (laptop: 150 instead of 300) so that the dozen runs fit (laptop: about a minute
 each on 2 CPU cores, 13 minutes in all, once: the results are cached). Same seed everywhere, so
-runs on the same data draw the same batches. The default-mix run is shared by the three studies that need it and, where the ablation steps equal the stage's,
+runs on the same data draw the same batches. The default-mix run is shared by the three studies that
+need it and, where the ablation steps equal the stage's,
 it *is* the main SFT model (:func:`minilm.stages.sft.artifact`), not trained again; each run's
 record says where it comes from (``source``) and how it was trained.
 
@@ -63,7 +64,7 @@ from ..stages.sft import extend_context, sft_data, train_sft
 from ..text.world import World, people_split
 
 DEFAULT_RUN = "default mix"
-# The knowledge probe: samples per question and their temperature (see minilm.stages.sft.probe_knowledge).
+# The knowledge probe: samples per question and their temperature (see minilm.evals.probes.probe_knowledge).
 PROBE_SAMPLES = 4
 PROBE_TEMPERATURE = 0.7
 
@@ -278,7 +279,7 @@ def is_nested(smaller: dict, larger: dict) -> bool:
 def data_size_sweep(budget: Budget | str | None = None, sizes=None, setup: AblationSetup | None = None,
                     progress: bool = True, device: str | None = None) -> dict:
     """SFT from the mid-trained model on ``sizes`` conversations (default: ``budget.sft.sweep_sizes``),
-    shared among the sources in the mix's proportions (:func:`minilm.stages.sft.source_counts`): nested
+    shared among the sources in the mix's proportions (:func:`minilm.data.conversations.source_counts`): nested
     data sets, each a prefix of the next. Every run trains the same number of steps, so a small
     set is seen many times (``passes``). A size equal to the default mix's is the default run.
 
@@ -313,7 +314,7 @@ def _fill(convs: list, n: int, seed: int) -> list:
 def knowledge_aware_data(setup: AblationSetup) -> tuple[dict, dict]:
     """The default mix with its ``facts`` replaced by Llama 3-style knowledge-aware conversations
     about the same ``sft_known`` people: the mid-trained model is probed
-    (:func:`minilm.stages.sft.probe_knowledge`), and :func:`minilm.stages.sft.knowledge_aware_conversations`
+    (:func:`minilm.evals.probes.probe_knowledge`), and :func:`minilm.data.conversations.knowledge_aware_conversations`
     answers the facts it knows and refuses the rest. As many of them as the default mix has facts
     (repeated passes in seeded orders), in the same place in the mix; the rest of the data is
     unchanged. Returns the data and a summary of the probe."""

@@ -237,7 +237,7 @@ class Tokenizer:
     """A byte-level BPE tokenizer: ranks (bytes -> id), a split pattern and special tokens.
 
     Build one with :meth:`train`, :meth:`load`, or :meth:`from_ranks` (for example GPT-4's
-    cl100k_base ranks, see :func:`gpt4_tokenizer`).
+    cl100k_base ranks, see :func:`reference_tokenizer`).
     """
 
     def __init__(
