@@ -515,6 +515,15 @@ def get_budget(name: str | None = None) -> Budget:
     return BUDGETS[budget_name(name)]
 
 
+def as_budget(budget: Budget | str | None) -> Budget:
+    """A budget as given, or the named one (None: $MINILM_BUDGET, else the default).
+
+    >>> as_budget("smoke").name
+    'smoke'
+    """
+    return budget if isinstance(budget, Budget) else get_budget(budget)
+
+
 def repo_root() -> Path | None:
     """The course checkout this package lives in, or None when minilm is installed elsewhere."""
     root = Path(__file__).resolve().parents[2]  # minilm/core/config.py -> the checkout

@@ -15,21 +15,12 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from ..core.config import Budget, get_budget, runs_dir
+from ..core.config import Budget, runs_dir
 from ..core.files import read_json, write_json
 from ..models.checkpoint import load_model
 
 # Bump when the corpus cleaning changes, so artifacts built from the old text are not reused.
 CORPUS_VERSION = 1
-
-
-def as_budget(budget: Budget | str | None) -> Budget:
-    """A budget as given, or the named one (None: $MINILM_BUDGET, else the default).
-
-    >>> as_budget("smoke").name
-    'smoke'
-    """
-    return budget if isinstance(budget, Budget) else get_budget(budget)
 
 
 def artifact_dir(budget: Budget) -> Path:
@@ -88,6 +79,7 @@ def with_settings(budget: Budget, section: str, short_warmup: bool = False, **ch
     """``budget`` with settings of one stage changed (what ``minilm <stage> --steps ...`` asks);
     ``short_warmup``: a run shorter than its warmup warms up for all but its last step.
 
+    >>> from minilm.core.config import get_budget
     >>> budget = with_settings(get_budget("smoke"), "sft", short_warmup=True, steps=3)
     >>> budget.sft.steps, budget.sft.warmup_steps
     (3, 2)

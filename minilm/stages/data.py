@@ -11,14 +11,14 @@ import hashlib
 import json
 from pathlib import Path
 
-from ..core.config import Budget
+from ..core.config import Budget, as_budget
 from ..core.files import read_json, write_json
 from ..data.contamination import world_eval_texts
 from ..data.shards import is_complete, load_index, write_shards
 from ..data.sources import StepLog, mix, process, source_documents, to_dataset
 from ..text.world import World
 from . import tokenizer as tokenizer_stage
-from .artifact import CORPUS_VERSION, artifact_dir, as_budget
+from .artifact import CORPUS_VERSION, artifact_dir
 
 
 def data_key(budget: Budget) -> str:

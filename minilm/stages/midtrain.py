@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from ..core.checks import ConfigError
-from ..core.config import Budget
+from ..core.config import Budget, as_budget
 from ..core.device import best_device
 from ..core.files import read_json, write_json
 from ..core.tables import markdown_table
@@ -53,7 +53,7 @@ from ..models.gpt import GPT
 from ..models.train import TrainConfig, evaluate, token_byte_lengths, train
 from ..text.tokenizer import CALC_END, CALC_START, ENDOFTEXT, RESULT_END, RESULT_START
 from . import pretrain, tokenizer as tokenizer_stage
-from .artifact import artifact_dir, as_budget, content_key, recover_finished, with_settings
+from .artifact import artifact_dir, content_key, recover_finished, with_settings
 
 RUNS = ("continue", "anneal")
 TOOL_TOKENS = (CALC_START, CALC_END, RESULT_START, RESULT_END)

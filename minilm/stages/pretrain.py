@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.checks import ConfigError
-from ..core.config import Budget
+from ..core.config import Budget, as_budget
 from ..core.device import mfu
 from ..data.shards import TokenShards
 from ..evals.probes import probe_base_model
@@ -26,7 +26,7 @@ from ..models.gpt import GPT, GPTConfig
 from ..models.train import TrainConfig, evaluate, setup_distributed, token_byte_lengths, train
 from ..text.world import World
 from . import data as data_stage, tokenizer as tokenizer_stage
-from .artifact import artifact_dir, as_budget, content_key, trained_model_artifact, with_settings
+from .artifact import artifact_dir, content_key, trained_model_artifact, with_settings
 
 # Bump when the model or the training loop changes what a checkpoint holds or how it is trained.
 MODEL_VERSION = 1

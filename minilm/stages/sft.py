@@ -36,7 +36,7 @@ from typing import Sequence
 import numpy as np
 
 from ..core.checks import ConfigError, check_count
-from ..core.config import Budget, SFTConfig
+from ..core.config import Budget, SFTConfig, as_budget
 from ..core.device import best_device
 from ..core.files import write_json
 from ..data.chat_sets import load_chat_dataset
@@ -48,7 +48,7 @@ from ..text.chat_template import render_conversation
 from ..text.tokenizer import PAD
 from ..text.world import World
 from . import midtrain, tokenizer as tokenizer_stage
-from .artifact import artifact_dir, as_budget, content_key, trained_model_artifact, with_settings
+from .artifact import artifact_dir, content_key, trained_model_artifact, with_settings
 
 
 # ----------------------------------------------------------------------------------------------

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..core.config import Budget
+from ..core.config import Budget, as_budget
 from ..models.checkpoint import load_model
 from ..text.corpus import shakespeare_texts
 from ..text.tokenizer import FILE_VERSION, Tokenizer
 from ..text.world import World
-from .artifact import CORPUS_VERSION, artifact_dir, as_budget, content_key
+from .artifact import CORPUS_VERSION, artifact_dir, content_key
 
 
 def path(budget: Budget) -> Path:

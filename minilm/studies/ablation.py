@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from ..core.config import Budget, get_budget
+from ..core.config import Budget, as_budget
 from ..models.gpt import GPT, GPTConfig
 from ..models.train import TrainConfig, evaluate, train
 
@@ -55,8 +55,7 @@ SETUPS = {
 
 def ablation_setup(budget: Budget | str | None = None) -> AblationSetup:
     """The ablation's sizes for a budget (the one in force when None)."""
-    budget = budget if isinstance(budget, Budget) else get_budget(budget)
-    return SETUPS[budget.name]
+    return SETUPS[as_budget(budget).name]
 
 
 def variant_configs(vocab_size: int, shape: dict, kv_heads: int = 1) -> dict[str, GPTConfig]:

@@ -92,10 +92,9 @@ SWEEPS: dict[str, SweepConfig] = {
 
 def sweep_config(budget=None) -> SweepConfig:
     """The sweep sized for a budget (name, Budget or None for the one in force)."""
-    from ..core.config import Budget, get_budget
+    from ..core.config import as_budget
 
-    name = budget.name if isinstance(budget, Budget) else get_budget(budget).name
-    return SWEEPS[name]
+    return SWEEPS[as_budget(budget).name]
 
 
 def model_config(shape: tuple[int, int], vocab_size: int, cfg: SweepConfig):
@@ -193,7 +192,7 @@ def _run_all(runs, done, records, cfg, train_tokens, val_tokens, vocab_size, byt
     """Train the runs not in ``done`` (appending every run's record to ``records``); returns how many."""
     import torch
 
-    from ..core.files import atomic_write_text
+    from ..core.files import write_json
     from ..models.gpt import GPT
     from ..core.progress import progress_bar
     from ..models.train import TrainConfig, evaluate, train
@@ -225,9 +224,8 @@ def _run_all(runs, done, records, cfg, train_tokens, val_tokens, vocab_size, byt
         trained += 1
         done[(shape[0], shape[1], budget)] = record
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(path, json.dumps({"format": "minilm-scaling-sweep", "key": key, "config": asdict(cfg),
-                                                "records": list(done.values())}, indent=1))
+            write_json(path, {"format": "minilm-scaling-sweep", "key": key, "config": asdict(cfg),
+                              "records": list(done.values())})
     return trained
 
 
@@ -235,7 +233,8 @@ def run_budget_sweep(budget=None, progress: bool = True, device: str | None = No
     """The budget's sweep on the budget's pretraining data and tokenizer (built if missing),
     cached under ``runs/artifacts/<budget>/``; ``progress`` shows a bar over the runs."""
     from ..stages import data as data_stage, tokenizer as tokenizer_stage
-    from ..stages.artifact import artifact_dir, as_budget
+    from ..core.config import as_budget
+    from ..stages.artifact import artifact_dir
     from ..core.device import best_device
     from ..data.shards import TokenShards
     from ..models.train import token_byte_lengths

@@ -50,7 +50,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from ..core.config import Budget, SFTConfig
+from ..core.config import Budget, SFTConfig, as_budget
 from ..core.device import best_device
 from ..core.files import read_json, write_json
 from ..data.conversations import conversation_length, conversations, knowledge_aware_conversations, mix_conversations
@@ -59,7 +59,7 @@ from ..evals.chat_eval import CATEGORIES, is_refusal, run_eval
 from ..evals.probes import identity_rate
 from ..models.checkpoint import check_same_vocabulary
 from ..stages import midtrain, sft
-from ..stages.artifact import artifact_dir, as_budget, content_key
+from ..stages.artifact import artifact_dir, content_key
 from ..stages.sft import extend_context, sft_data, train_sft
 from ..text.world import World, people_split
 
