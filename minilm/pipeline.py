@@ -127,7 +127,7 @@ def stage_data(budget: Budget, run: Run) -> dict:
     plot_mixture({s: m["tokens"] for s, m in report["mixture"].items()}, ax=ax)
     run.figure(fig, "mixture", "Training tokens per source in the mixture")
     plt.close(fig)
-    return {"train_tokens": report["splits"]["train"]["tokens"], "val_tokens": report["splits"]["val"]["tokens"],
+    return {"train_tokens": report["splits"]["train"]["tokens"], "val_tokens": sum(v["tokens"] for k, v in report["splits"].items() if k != "train"),
             **{f"tokens_{s}": m["tokens"] for s, m in report["mixture"].items()},
             "documents_removed": sum(r["docs_in"] - r["docs_out"] for r in report["steps"])}
 
@@ -310,7 +310,7 @@ HEADLINES = (
     ("data", "training tokens", lambda m: f"{m['train_tokens']:,}"),
     ("pretrain", "parameters; training time", lambda m: f"{m['params']:,}; {m['seconds']:,.0f} s "
      f"at {m['tokens_per_s']:,.0f} tokens/s"),
-    ("pretrain", "validation bits per byte", lambda m: f"{m['val_bpb']}"),
+    ("pretrain", "validation bits per byte (the mixture as trained)", lambda m: f"{m['val_bpb']}"),
     ("pretrain", "facts of seen / held-out people", lambda m: f"{_percent(m['facts_seen'])} / "
      f"{_percent(m['facts_heldout'])}"),
     ("pretrain", "held-out 2-digit sums", lambda m: _percent(m["addition_2digit"])),

@@ -14,7 +14,7 @@ import torch  # noqa: E402
 import minilm.studies.ablation  # noqa: E402
 import minilm.plots.transformer  # noqa: E402
 from minilm.studies.ablation import (  # noqa: E402
-                                     RESULT_HEADERS, SETUPS, ablation_setup, describe, kv_cache_bytes_per_token, results_rows, run_ablation,
+                                     RESULT_HEADERS, SETUPS, VERDICTS, ablation_setup, compare_seeds, describe, kv_cache_bytes_per_token, results_rows, run_ablation,
                                      run_variant, variant_configs,
                                      )
 from minilm.core.config import BUDGETS  # noqa: E402
@@ -100,23 +100,37 @@ def test_a_run_is_seeded_and_measured(data):
     assert other.seed == 1 and other.model is None and other.losses[0] != a.losses[0]
 
 
-def test_ablation_runs_every_variant_and_repeats(data):
+def test_ablation_runs_every_variant_with_every_seed_and_judges_by_seeds(data):
     train_tokens, val_tokens, byte_lengths = data
     configs = dict(list(variant_configs(40, SHAPE).items())[:2])
     runs = run_ablation(configs, train_tokens, val_tokens, TINY_TRAIN, byte_lengths, eval_tokens=256,
-                        repeat={"GPT-2": 7}, progress=False)
-    assert [r.name for r in runs] == ["GPT-2", "+ RMSNorm", "GPT-2 (seed 7)"]
-    assert [r.seed for r in runs] == [0, 0, 7]
+                        seeds=(0, 7, 9), progress=False)
+    assert [(r.name, r.seed) for r in runs] == [("GPT-2", 0), ("+ RMSNorm", 0), ("GPT-2", 7), ("+ RMSNorm", 7),
+                                                 ("GPT-2", 9), ("+ RMSNorm", 9)]
+    assert runs[0].model is not None and runs[2].model is None  # only the first seed's models are kept
     rows = results_rows(runs)
-    assert len(rows[0]) == len(RESULT_HEADERS)
-    assert rows[0][4] == "—" and rows[1][4][0] in "+-" and rows[2][4][0] in "+-"
-    assert float(rows[1][4]) == pytest.approx(runs[1].val["bpb"] - runs[0].val["bpb"], abs=1e-4)
+    assert len(rows) == 2 and all(len(row) == len(RESULT_HEADERS) for row in rows)
+    gpt2 = [r.val["bpb"] for r in runs if r.name == "GPT-2"]
+    rms = [r.val["bpb"] for r in runs if r.name == "+ RMSNorm"]
+    assert rows[0][3] == f"{np.mean(gpt2):.4f} ± {np.std(gpt2, ddof=1):.4f}" and rows[0][4] == "—"
+    assert float(rows[1][4]) == pytest.approx(np.mean(rms) - np.mean(gpt2), abs=1e-4)
+    assert rows[1][5] == VERDICTS[compare_seeds(rms, gpt2)]
     ax = plot_loss_curves(runs, TINY_TRAIN.tokens_per_step)
-    assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel() and len(ax.lines) == 3
-    assert ax.lines[2].get_linestyle() == "--"
+    assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel() and len(ax.lines) == 6
+    assert len(ax.get_legend_handles_labels()[1]) == 2  # one label per variant
     plt.close("all")
-    with pytest.raises(KeyError, match="not a variant"):
-        run_ablation(configs, train_tokens, val_tokens, TINY_TRAIN, repeat={"modern": 1}, progress=False)
+    with pytest.raises(ValueError, match="different seeds"):
+        run_ablation(configs, train_tokens, val_tokens, TINY_TRAIN, seeds=(1, 1), progress=False)
+
+
+@pytest.mark.parametrize("a, b, verdict", [
+    ([1.0, 1.1, 1.2], [1.3, 1.4, 1.5], "lower"),
+    ([1.3, 1.4, 1.5], [1.0, 1.1, 1.2], "higher"),
+    ([1.0, 1.35, 1.2], [1.3, 1.4, 1.5], "overlap"),
+    ([1.0], [1.0], "overlap"),  # a tie is no difference
+])
+def test_compare_seeds_calls_a_difference_only_when_the_seeds_separate(a, b, verdict):
+    assert compare_seeds(a, b) == verdict
 
 
 def test_flops_chart_shows_shares_and_totals():

@@ -14,17 +14,18 @@ from minilm.stages.data import data_key
 
 DATA = Path(__file__).resolve().parent / "data"
 
-# Recorded on 2026-12-07 at commit 81f2812, before the package layout changes (issue 22).
+# Recorded at commit 81f2812 (before issue 22's layout change, which left them alone), then changed on
+# purpose by issue 23 (a validation split per source, the reworded biographies, the rebalanced mixture).
 KEYS = {
-    "smoke": {"tokenizer": "tokenizer-1024-082f7cc491.json", "data": "c4f6bdbf7f8c", "base": "base-682ce9032d.pt",
-              "midtrain": "midtrain-a22e6b5b64.pt", "sft": "sft-e8346f84c4.pt",
-              "sft_ablations": "sft-ablations-44677a7be0.json"},
-    "laptop": {"tokenizer": "tokenizer-4096-51e5695704.json", "data": "c551235d7bc8", "base": "base-1d42e8d6b3.pt",
-               "midtrain": "midtrain-28e6adb962.pt", "sft": "sft-fa77de8206.pt",
-               "sft_ablations": "sft-ablations-35f288127f.json"},
-    "gpu": {"tokenizer": "tokenizer-8192-3979653eb3.json", "data": "f8661cb10cdb", "base": "base-641a894474.pt",
-            "midtrain": "midtrain-44662c089a.pt", "sft": "sft-b6ffb3ebc0.pt",
-            "sft_ablations": "sft-ablations-2a81d00bd4.json"},
+    "smoke": {"tokenizer": "tokenizer-1024-082f7cc491.json", "data": "4c9f7d44e0c9", "base": "base-cb6f56e1a6.pt",
+              "midtrain": "midtrain-0b6c4e4477.pt", "sft": "sft-6a32c62ffe.pt",
+              "sft_ablations": "sft-ablations-0d52e7a59e.json"},
+    "laptop": {"tokenizer": "tokenizer-4096-27e21c5661.json", "data": "95f1dec4cb3d", "base": "base-cd0322b1b0.pt",
+              "midtrain": "midtrain-03ed2bbecb.pt", "sft": "sft-80d403082d.pt",
+              "sft_ablations": "sft-ablations-f1178994c5.json"},
+    "gpu": {"tokenizer": "tokenizer-8192-3979653eb3.json", "data": "0bbcf341b7e9", "base": "base-d99c5c2b50.pt",
+              "midtrain": "midtrain-bdfb425db1.pt", "sft": "sft-259a5abe43.pt",
+              "sft_ablations": "sft-ablations-1a2b907582.json"},
 }
 
 

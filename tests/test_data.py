@@ -12,6 +12,7 @@ import pytest
 from minilm.core.checks import ConfigError
 from minilm.core.config import DataConfig, get_budget
 from minilm.data.sources import DataSourceError, load_hf_source, mix, source_documents
+from minilm.text.world import World
 
 TEXTS = ["Once upon a time there was a tiny model.", "It learned to count.", "   ", "The end."]
 
@@ -116,8 +117,14 @@ def test_data_config_validation():
 def test_sources_have_train_and_validation_text():
     raw = source_documents(get_budget("smoke"))
     assert set(raw["train"]) == {"shakespeare", "biographies", "arithmetic", "countdown", "letters"}
-    assert raw["val"]["shakespeare"] and raw["val"]["arithmetic"]
-    assert not set(raw["val"]["arithmetic"]) & set(raw["train"]["arithmetic"])
+    assert set(raw["val"]) == set(raw["train"])  # every source is measured on held-out text of its own
+    for source, docs in raw["val"].items():
+        assert docs and not set(docs) & set(raw["train"][source]), source
+    # validation biographies: facts of seen people, in sentences no training biography holds
+    train_sentences = {s for bio in raw["train"]["biographies"] for s in bio.split(". ")}
+    assert not {s for bio in raw["val"]["biographies"] for s in bio.split(". ")} & train_sentences
+    seen = {p.name for p in World(get_budget("smoke").world).people}
+    assert all(any(name in bio for name in seen) for bio in raw["val"]["biographies"])
 
 
 def test_each_planted_problem_is_removed_and_no_clean_document_is_lost():

@@ -26,7 +26,7 @@ def test_pipeline_writes_report_metrics_and_figure(isolated_runs, tmp_path):
     assert metrics["corpus"]["val_documents"] > 0
     # the README's headline table reads every figure it names from a whole run's metrics
     table = results_markdown(metrics).splitlines()
-    assert len(table) == 4 + len(HEADLINES) and "| pretrain | validation bits per byte |" in "\n".join(table)
+    assert len(table) == 4 + len(HEADLINES) and "| pretrain | validation bits per byte (the mixture as trained) |" in "\n".join(table)
 
 
 def test_artifact_is_built_once_then_loaded(isolated_runs):

@@ -2,7 +2,6 @@
 
 import doctest
 import json
-import math
 
 import numpy as np
 import pytest
@@ -11,8 +10,10 @@ import torch
 import minilm.studies.scaling_law
 import minilm.studies.scaling_sweep
 from minilm.models.gpt import GPT, GPTConfig
-from minilm.studies.scaling_law import (CHINCHILLA, EPOCH_REFIT, ScalingFit, bootstrap_fits, compute_optimal, fit_scaling_law, flops_check, inference_optimal, isoflop_curve, measured_flops_per_token, tokens_per_parameter, training_flops)
-from minilm.studies.scaling_sweep import SweepConfig, records_arrays, run_sweep, sweep_config
+from minilm.studies.scaling_law import (CHINCHILLA, EPOCH_REFIT, ScalingFit, approach2, bootstrap_fits, compute_optimal, isoflop_minimum, fit_scaling_law, flops_check, inference_optimal, isoflop_curve, measured_flops_per_token, tokens_per_parameter, training_flops)
+from minilm.models.train import SourceTokens
+from minilm.studies.scaling_sweep import (SweepConfig, SweepData, fit_approach2, fit_approach3, records_arrays, run_prediction,
+                                           run_sweep, sweep_config)
 
 TRUTH = ScalingFit(E=1.9, A=300.0, B=900.0, alpha=0.35, beta=0.4)
 
@@ -192,10 +193,14 @@ def test_inference_optimal_is_smaller_and_trained_longer():
     (lambda: ScalingFit(E=1.0, A=1.0, B=1.0, alpha=0.0, beta=0.3), "positive"),
     (lambda: inference_optimal(CHINCHILLA, 1.5, 1e12), "above"),
     (lambda: inference_optimal(CHINCHILLA, 2.5, -1), ">= 0"),
-    (lambda: SweepConfig(shapes=(), tokens=(1000,)), "empty"),
-    (lambda: SweepConfig(shapes=((1, 32),), tokens=()), "empty"),
-    (lambda: SweepConfig(shapes=((1, 30),), tokens=(1000,)), "multiple of head_dim"),
-    (lambda: SweepConfig(shapes=((1, 32),), tokens=(-5,)), "out of range"),
+    (lambda: SweepConfig(levels=()), "empty"),
+    (lambda: SweepConfig(levels=((1e9, ()),)), "at least one shape"),
+    (lambda: SweepConfig(levels=((1e9, ((1, 30),)),)), "multiple of head_dim"),
+    (lambda: SweepConfig(levels=((-5, ((1, 32),)),)), "out of range"),
+    (lambda: SweepConfig(levels=((1e9, ((1, 32),)),), seeds=()), "seeds=\\(\\) is empty"),
+    (lambda: isoflop_minimum([1, 2], [3, 4]), "3 or more model sizes"),
+    (lambda: isoflop_minimum([1, 10, 100], [1, 2, 1]), "no minimum"),
+    (lambda: approach2([1e9] * 3, [1, 10, 100], [2, 1, 2]), "2 or more compute levels"),
     (lambda: records_arrays([]), "no sweep records"),
 ])
 def test_bad_input_is_a_clear_value_error(call, message):
@@ -203,85 +208,184 @@ def test_bad_input_is_a_clear_value_error(call, message):
         call()
 
 
+# -- approach 2 --------------------------------------------------------------------------------
+
+
+def test_approach2_recovers_the_optima_of_a_known_law():
+    """IsoFLOP curves of a known L(N, D), sampled around each optimum: the parabolas' minima and
+    the power law through them give the law's N_opt and exponent a = beta / (alpha + beta)."""
+    levels = np.array([1e15, 1e16, 1e17])
+    compute, n = [], []
+    for c in levels:
+        n_opt, _ = compute_optimal(c, TRUTH)
+        for factor in np.geomspace(1 / 3, 3, 7):
+            compute.append(c)
+            n.append(n_opt * factor)
+    compute, n = np.array(compute), np.array(n)
+    fit = approach2(compute, n, TRUTH.loss(n, compute / (6 * n)))
+    assert fit["a"] == pytest.approx(TRUTH.a, abs=0.01)
+    for c, got in zip(levels, fit["n_opt"]):
+        assert got == pytest.approx(compute_optimal(c, TRUTH)[0], rel=0.05)
+    assert fit["d_opt"][0] == pytest.approx(levels[0] / (6 * fit["n_opt"][0]))
+
+
 # -- the sweep ------------------------------------------------------------------------------------
 
-MICRO = SweepConfig(shapes=((1, 16), (1, 32)), tokens=(512, 1024), batch_size=4, seq_len=16, eval_tokens=256)
+MICRO = SweepConfig(levels=((2e7, ((1, 16), (1, 32))), (4e7, ((1, 16), (1, 32)))), seeds=(0, 1), vocab_size=300,
+                    batch_size=4, seq_len=16, eval_tokens=256, min_steps=2, predict_factor=2.0,
+                    predict_shapes=((1, 16), (2, 32)))
 
 
-def micro_data(vocab=64, seed=0):
+def micro_data(seed=0, vocab=300):
     rng = np.random.default_rng(seed)
     pattern = rng.integers(0, vocab, 50)  # a repeating pattern: learnable in a few steps
-    train = np.tile(pattern, 40).astype(np.uint16)
-    val = np.tile(pattern, 8).astype(np.uint16)
-    return train, val
+    other = rng.integers(0, vocab, 30)
+    val = SourceTokens({"a": np.tile(pattern, 8).astype(np.uint16), "b": np.tile(other, 8).astype(np.uint16)},
+                       {"a": 3, "b": 1})
+    return SweepData(np.tile(pattern, 40).astype(np.uint16), val, np.ones(vocab, dtype=np.int64))
 
 
 def test_sweep_records_are_sane_and_the_cache_is_reused(tmp_path):
-    train, val = micro_data()
-    first = run_sweep(MICRO, train, val, vocab_size=64, byte_lengths=np.ones(64, dtype=np.int64),
-                      cache_dir=tmp_path, progress=False)
-    assert first.reused == 0 and len(first.records) == 4
-    assert [(r["n_embd"], r["tokens"]) for r in first.records] == [(16, 512), (16, 1024), (32, 512), (32, 1024)]
+    data = micro_data()
+    first = run_sweep(MICRO, data, tmp_path, progress=False)
+    assert first.reused == 0 and len(first.records) == 8
+    assert [(r["compute_level"], r["n_embd"], r["seed"]) for r in first.records][:3] == [(2e7, 16, 0), (2e7, 16, 1), (2e7, 32, 0)]
     for r in first.records:
-        assert r["steps"] * 64 == r["tokens"] and r["flops"] == 6 * r["params"] * r["tokens"]
-        assert 0 < r["params"] < r["params_total"]
-        assert r["flops_model"] > r["flops"]
-        assert 0 < r["val_loss"] < math.log(64) + 0.5 and r["val_bpb"] == pytest.approx(r["val_loss"] / math.log(2))
-    by_key = {(r["n_embd"], r["tokens"]): r["val_loss"] for r in first.records}
-    assert by_key[(16, 1024)] < by_key[(16, 512)] and by_key[(32, 1024)] < by_key[(32, 512)]
-    assert first.records[2]["params"] > first.records[0]["params"]
-    saved = json.loads(first.path.read_text())
-    assert saved["format"] == "minilm-scaling-sweep" and len(saved["records"]) == 4
+        assert r["steps"] == MICRO.steps(r["params"], r["compute_level"]) and r["tokens"] == r["steps"] * 64
+        assert r["flops"] == 6 * r["params"] * r["tokens"] and r["flops"] == pytest.approx(r["compute_level"], rel=0.2)
+        assert 0 < r["params_non_embedding"] < r["params"]
+        assert set(r["val_sources"]) == {"a", "b"}
+        # the mixture as trained: weighted by the sources' shares (3:1)
+        assert r["val_loss"] == pytest.approx(0.75 * r["val_sources"]["a"] + 0.25 * r["val_sources"]["b"])
+        assert (tmp_path / "checkpoints" / f"{r['name']}.pt").exists()
+    loss = {(r["compute_level"], r["n_embd"], r["seed"]): r["val_loss"] for r in first.records}
+    assert loss[(4e7, 16, 0)] < loss[(2e7, 16, 0)]  # twice the tokens
+    assert loss[(2e7, 16, 0)] != loss[(2e7, 16, 1)]  # seeds differ
+    saved = json.loads((tmp_path / "runs.json").read_text())
+    assert saved["format"] == "minilm-scaling-runs" and len(saved["records"]) == 8
     assert not list(tmp_path.glob("*.tmp"))
 
-    again = run_sweep(MICRO, train, val, vocab_size=64, byte_lengths=np.ones(64, dtype=np.int64),
-                      cache_dir=tmp_path, progress=False)
-    assert again.reused == 4 and again.records == first.records and again.path == first.path
-
-    # another config or other data is another key: nothing reused
-    other = run_sweep(SweepConfig(**{**MICRO.__dict__, "tokens": (512,)}), train, val, vocab_size=64,
-                      cache_dir=tmp_path, progress=False)
-    assert other.reused == 0 and other.path != first.path
+    again = run_sweep(MICRO, data, tmp_path, progress=False)
+    assert again.reused == 8 and again.records == first.records
 
 
-def test_sweep_is_deterministic_and_survives_a_corrupted_cache(tmp_path):
-    train, val = micro_data(seed=1)
-    config = SweepConfig(**{**MICRO.__dict__, "shapes": ((1, 16),), "tokens": (256,)})
-    first = run_sweep(config, train, val, vocab_size=64, cache_dir=tmp_path, progress=False)
-    first.path.write_text("{ half a file")
-    second = run_sweep(config, train, val, vocab_size=64, cache_dir=tmp_path, progress=False)
+def test_a_saved_checkpoint_is_the_run_it_records(tmp_path):
+    from minilm.models.checkpoint import load_model
+    from minilm.models.train import evaluate
+
+    data = micro_data()
+    config = SweepConfig(**{**MICRO.__dict__, "levels": ((2e7, ((1, 16),)),), "seeds": (0,)})
+    record = run_sweep(config, data, tmp_path, progress=False).records[0]
+    model = load_model(tmp_path / "checkpoints" / f"{record['name']}.pt")
+    assert evaluate(model, data.val, 16, 32, 256, data.byte_lengths)["loss"] == pytest.approx(record["val_loss"], abs=1e-6)
+
+
+def test_sweep_is_deterministic_survives_a_corrupted_cache_and_restores_threads(tmp_path):
+    data = micro_data(seed=1)
+    config = SweepConfig(**{**MICRO.__dict__, "levels": ((2e7, ((1, 16),)),), "seeds": (0,)})
+    before = torch.get_num_threads()
+    first = run_sweep(config, data, tmp_path, progress=False)
+    assert torch.get_num_threads() == before
+    (tmp_path / "runs.json").write_text("{ half a file")
+    second = run_sweep(config, data, tmp_path, progress=False)
     assert second.reused == 0
     strip = [{k: v for k, v in r.items() if k != "seconds"} for r in (first.records + second.records)]
     assert strip[0] == strip[1]
-    assert json.loads(second.path.read_text())["records"][0]["val_loss"] == first.records[0]["val_loss"]
 
 
-def test_sweep_rejects_bad_data():
-    train, val = micro_data()
+def test_two_workers_give_the_same_records_as_one(tmp_path):
+    """Runs in worker processes read the data the study saved; results do not depend on workers."""
+    import io
+
+    data = micro_data()
+    config = SweepConfig(**{**MICRO.__dict__, "levels": ((2e7, ((1, 16), (1, 32))),), "seeds": (0,)})
+    one = run_sweep(config, data, tmp_path / "one", progress=False)
+    folder = tmp_path / "two"
+    folder.mkdir()
+    buffer = io.BytesIO()  # the files minilm.studies.scaling_sweep.prepare_data keeps, for the workers
+    np.savez(buffer, train=data.train, counts=np.array(json.dumps({"a": 3, "b": 1})),
+             **{f"val_{s}": v for s, v in data.val.items()})
+    (folder / "tokens.npz").write_bytes(buffer.getvalue())
+    from minilm.text.tokenizer import Tokenizer
+
+    text = " ".join(f"{chr(97 + i % 26)}{chr(97 + i * 7 % 26)}{chr(97 + i * 3 % 26)}" for i in range(3000))
+    tokenizer = Tokenizer.train(text, vocab_size=300)
+    assert tokenizer.vocab_size == 300  # the workers' byte lengths come from it
+    tokenizer.save(folder / "tokenizer.json")
+    data.byte_lengths = np.ones(300, dtype=np.int64)
+    two = run_sweep(SweepConfig(**{**config.__dict__, "workers": 2}), data, folder, progress=False)
+    strip = lambda records: [{k: v for k, v in r.items() if k not in ("seconds", "val_bpb")} for r in records]
+    assert strip(two.records) == strip(one.records)
+
+
+def test_sweep_rejects_bad_data_and_too_short_runs():
+    data = micro_data()
     with pytest.raises(ValueError, match="vocab_size"):
-        run_sweep(MICRO, train, val, vocab_size=10, progress=False)
+        run_sweep(SweepConfig(**{**MICRO.__dict__, "vocab_size": 260}), micro_data(vocab=300), progress=False)
     with pytest.raises(ValueError, match="at least"):
-        run_sweep(MICRO, train[:10], val, vocab_size=64, progress=False)
+        run_sweep(MICRO, SweepData(data.train[:10], data.val, data.byte_lengths), progress=False)
     with pytest.raises(ValueError, match="SweepConfig"):
-        run_sweep({"shapes": ((1, 16),)}, train, val, vocab_size=64, progress=False)
+        run_sweep({"levels": ()}, data, progress=False)
+    with pytest.raises(ValueError, match="gets only 1 steps"):
+        run_sweep(SweepConfig(**{**MICRO.__dict__, "levels": ((1e5, ((1, 32),)),)}), data, progress=False)
 
 
-def test_budget_sweeps_grow_and_fit_five_constants():
+def test_fits_and_the_prediction_are_written_before_the_run(tmp_path):
+    data = micro_data()
+    result = run_sweep(MICRO, data, tmp_path, progress=False)
+    third = fit_approach3(result.records, samples=5)
+    assert third["fit"].alpha > 0 and len(third["n_opt"]) == 2
+    prediction = run_prediction(result, data, progress=False)
+    plan = prediction["plan"]
+    assert plan["compute_level"] == 2.0 * 4e7 and tuple(plan["shape"]) in MICRO.predict_shapes
+    assert plan["predicted_loss"] == pytest.approx(ScalingFit(**plan["fit"]).loss(plan["params"], plan["tokens"]))
+    assert len(prediction["records"]) == 2 and prediction["measured"] == pytest.approx(
+        np.mean([r["val_loss"] for r in prediction["records"]]))
+    assert prediction["error"] == pytest.approx((prediction["measured"] - plan["predicted_loss"]) / prediction["measured"])
+    saved = json.loads((tmp_path / "prediction.json").read_text())
+    assert saved["plan"] == plan and len(saved["records"]) == 2
+    # a second call reads the plan written down before the run, and trains nothing
+    again = run_prediction(result, data, progress=False)
+    assert again["plan"] == plan and again["records"] == prediction["records"]
+
+
+def test_fit_approach2_on_seeds_of_a_known_law_recovers_its_exponent():
+    """Records as a sweep writes them (3 levels x 7 sizes x 3 seeds, seed noise of 0.3%): the
+    exponent comes back, inside its interval, and every minimum lies inside the sizes trained."""
+    rng = np.random.default_rng(0)
+    records = []
+    for c in (1e15, 1e16, 1e17):
+        n_opt, _ = compute_optimal(c, TRUTH)
+        for n in n_opt * np.geomspace(1 / 4, 4, 7):
+            for seed in range(3):
+                loss = float(TRUTH.loss(n, c / (6 * n))) * (1 + 0.003 * rng.standard_normal())
+                records.append({"compute_level": c, "params": float(n), "val_loss": loss})
+    second = fit_approach2(records, samples=200)
+    assert second["a"] == pytest.approx(TRUTH.a, abs=0.03)
+    assert second["a_interval"][0] <= TRUTH.a <= second["a_interval"][1]
+    assert second["inside"] and second["resamples"] + second["skipped"] == 200
+
+
+def test_budget_sweeps_are_isoflop_grids_that_grow():
     smoke, laptop, gpu = (sweep_config(name) for name in ("smoke", "laptop", "gpu"))
-    for cfg in (smoke, laptop, gpu):
-        assert len(cfg.shapes) * len(cfg.tokens) >= 5  # enough runs for 5 constants
-    assert max(smoke.tokens) < max(laptop.tokens) < max(gpu.tokens)
+    for cfg in (laptop, gpu):
+        assert len(cfg.levels) >= 3 and len(cfg.seeds) >= 3 and cfg.predict_factor >= 4
+        for _, shapes in cfg.levels:
+            assert len(shapes) >= 5
+    assert max(smoke.compute) < max(laptop.compute) < max(gpu.compute)
+
+
+def test_laptop_sweep_spans_eight_fold_at_every_level_with_enough_steps():
+    from minilm.studies.scaling_sweep import check_grid, shape_params
+
+    cfg = sweep_config("laptop")
+    check_grid(cfg)
+    for _, shapes in cfg.levels:
+        params = [shape_params(shape, cfg)[0] for shape in shapes]
+        assert max(params) / min(params) >= 8
 
 
 @pytest.mark.parametrize("module", [minilm.studies.scaling_law, minilm.studies.scaling_sweep])
 def test_docstring_examples(module):
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
-
-
-def test_sweep_restores_the_thread_setting():
-    train, val = micro_data()
-    before = torch.get_num_threads()
-    config = SweepConfig(**{**MICRO.__dict__, "shapes": ((1, 16),), "tokens": (128,)})
-    run_sweep(config, train, val, vocab_size=64, progress=False, threads=1)
-    assert torch.get_num_threads() == before

@@ -320,3 +320,36 @@ def test_training_on_a_missing_gpu_says_so():
     with pytest.raises(ValueError, match="this PyTorch sees no CUDA GPU"):
         train(model, tokens, TrainConfig(steps=1, batch_size=2, seq_len=8, warmup_steps=0, eval_every=0),
               device="cuda", progress=False)
+
+
+def test_validation_by_source_weights_losses_and_bytes_by_training_share():
+    """The mixture's loss is the share-weighted mean of the sources' losses per token; its bits per
+    byte are the weighted bits over the weighted bytes (not the mean of the sources' bpb)."""
+    import math
+
+    from minilm.models.train import SourceTokens
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.modern(vocab_size=64, n_layer=1, n_embd=32, n_head=2, block_size=16))
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 64, 400), rng.integers(0, 8, 300)  # b: few ids, so a different loss
+    byte_lengths = np.array([1 + i % 4 for i in range(64)])
+    sets = SourceTokens({"a": a, "b": b}, {"a": 0.6, "b": 0.2, "unused": 0.2})
+    assert sets.weights == pytest.approx({"a": 0.75, "b": 0.25})
+    got = evaluate(model, sets, 16, 8, 10**9, byte_lengths)
+    one = {name: evaluate(model, t, 16, 8, 10**9, byte_lengths) for name, t in (("a", a), ("b", b))}
+    assert got["a_loss"] == one["a"]["loss"] and got["b_bpb"] == one["b"]["bpb"]
+    loss = 0.75 * one["a"]["loss"] + 0.25 * one["b"]["loss"]
+    bytes_per_token = {k: v["loss"] / math.log(2) / v["bpb"] for k, v in one.items()}
+    assert got["loss"] == pytest.approx(loss, rel=1e-12)
+    assert got["bpb"] == pytest.approx(loss / math.log(2) / (0.75 * bytes_per_token["a"] + 0.25 * bytes_per_token["b"]))
+    assert got["bpb"] != pytest.approx(0.75 * one["a"]["bpb"] + 0.25 * one["b"]["bpb"], rel=1e-6)
+    # train() records the mixture and every source at each evaluation
+    history = train(model, a, TrainConfig(steps=2, batch_size=2, seq_len=16, eval_every=1, eval_tokens=64),
+                    val_tokens=sets, byte_lengths=byte_lengths, progress=False).history
+    assert {"val_loss", "val_bpb", "val_a_loss", "val_b_loss", "val_a_bpb", "val_b_bpb"} <= set(history[-1])
+    with pytest.raises(ValueError, match="positive weight: none for \\['b'\\]"):
+        SourceTokens({"a": a, "b": b}, {"a": 1.0})
+    with pytest.raises(ValueError, match="val_tokens\\['b'\\] hold ids"):
+        train(model, a, TrainConfig(steps=1, batch_size=2, seq_len=16), progress=False,
+              val_tokens=SourceTokens({"a": a, "b": np.array([99] * 40)}, {"a": 1, "b": 1}))

@@ -88,14 +88,18 @@ def load_hf_source(name: str, split: str = "train", max_docs: int = 10_000, stre
 
 
 def source_documents(budget: Budget) -> dict[str, dict[str, list[str]]]:
-    """Raw documents of the embedded sources, by split and source."""
+    """Raw documents of the embedded sources, by split and source.
+
+    Every source has a validation split: the held-out plays, and the tiny world's held-out text
+    (:meth:`minilm.text.world.World.validation_documents`), so a model is measured on each part of
+    what it trains on.
+    """
     from ..text.corpus import shakespeare_texts
     from ..text.world import World
 
     world = World(budget.world)
     train = {"shakespeare": shakespeare_texts("train", budget.corpus_chars), **world.documents()}
-    val = {"shakespeare": shakespeare_texts("val"),
-           "arithmetic": world.arithmetic_documents(heldout=True, n_docs=max(4, budget.world.arithmetic_docs // 10))}
+    val = {"shakespeare": shakespeare_texts("val"), **world.validation_documents()}
     return {"train": train, "val": val}
 
 

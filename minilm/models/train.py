@@ -198,8 +198,31 @@ def window_starts(n_tokens: int, seq_len: int, max_tokens: int) -> list[int]:
     return [w * seq_len for w in range(n_windows) if w * seq_len + seq_len + 1 <= n_tokens]
 
 
+class SourceTokens(dict):
+    """Validation streams by source, with the weights that make their losses the mixture's.
+
+    A model trained on a mixture is measured on each source's held-out text, and on the mixture as
+    it was trained: the per-source losses averaged with each source's share of the training tokens
+    (``weights``, normalised over the sources given). :func:`evaluate` and :func:`train` take one
+    wherever they take a validation stream.
+
+    >>> sets = SourceTokens({"a": np.arange(10), "b": np.arange(10)}, {"a": 3, "b": 1, "c": 4})
+    >>> sets.weights
+    {'a': 0.75, 'b': 0.25}
+    """
+
+    def __init__(self, sets: dict, weights: dict):
+        super().__init__(sets)
+        missing = [source for source in sets if weights.get(source, 0) <= 0]
+        if not sets or missing:
+            raise ValueError(f"every validation source needs a positive weight: none for {missing}" if missing
+                             else "no validation sources given")
+        total = sum(weights[source] for source in sets)
+        self.weights = {source: weights[source] / total for source in sets}
+
+
 @torch.no_grad()
-def evaluate(model, tokens: np.ndarray, seq_len: int, batch_size: int, max_tokens: int,
+def evaluate(model, tokens, seq_len: int, batch_size: int, max_tokens: int,
              byte_lengths: np.ndarray | None = None, device="cpu", mask: np.ndarray | None = None) -> dict:
     """Mean next-token loss (nats), perplexity and bits per byte over the first ``max_tokens``.
 
@@ -207,7 +230,27 @@ def evaluate(model, tokens: np.ndarray, seq_len: int, batch_size: int, max_token
     token it does not depend on the tokenizer, so models with different vocabularies compare.
     ``tokens`` is a stream (cut into consecutive windows) or rows of ``seq_len + 1``; with ``mask``
     only the targets whose mask is 1 count (and their bytes).
+
+    ``tokens`` may also be a :class:`SourceTokens`: each source is measured on its first
+    ``max_tokens`` (as ``<source>_loss`` and ``<source>_bpb``), and ``loss``, ``perplexity`` and
+    ``bpb`` are those of the mixture as trained: the weighted mean of the sources' losses per token,
+    and the weighted bits over the weighted bytes.
     """
+    if isinstance(tokens, SourceTokens):
+        if mask is not None:
+            raise ValueError("a loss mask applies to one stream, not to validation sets by source")
+        result, nats, bytes_ = {}, 0.0, 0.0
+        for source, stream in tokens.items():
+            one = evaluate(model, stream, seq_len, batch_size, max_tokens, byte_lengths, device)
+            result[f"{source}_loss"] = one["loss"]
+            nats += tokens.weights[source] * one["loss"]
+            if "bpb" in one:
+                result[f"{source}_bpb"] = one["bpb"]
+                bytes_ += tokens.weights[source] * one["loss"] / math.log(2) / one["bpb"]  # bytes per token
+        result.update(loss=nats, perplexity=math.exp(min(nats, 50)))
+        if bytes_:
+            result["bpb"] = nats / math.log(2) / bytes_
+        return result
     check_rows(tokens, seq_len, mask)
     was_training = model.training
     model.eval()
@@ -342,6 +385,8 @@ def train(model, train_tokens: np.ndarray, cfg: TrainConfig, val_tokens: np.ndar
     ``train_tokens`` (and ``val_tokens``) are a token stream or rows of ``cfg.seq_len + 1`` tokens
     (see :func:`get_batch`); ``train_mask`` / ``val_mask`` of the same shape keep only the targets
     marked 1 in the loss (``tokens`` in the result still counts every position processed).
+    ``val_tokens`` may be a :class:`SourceTokens`: each evaluation then records ``val_loss`` and
+    ``val_bpb`` of the mixture as trained, and ``val_<source>_loss`` / ``val_<source>_bpb``.
 
     With ``cfg.max_seconds`` the call trains for about that long (steps up to ``cfg.steps``) and the
     schedule ends with the time (see :class:`TrainConfig`); the budget counts from this call's start.
@@ -360,11 +405,17 @@ def train(model, train_tokens: np.ndarray, cfg: TrainConfig, val_tokens: np.ndar
     from ..core.progress import progress_bar
 
     check_rows(train_tokens, cfg.seq_len, train_mask)
-    if val_tokens is not None:
-        check_rows(val_tokens, cfg.seq_len, val_mask)
+    val_streams = dict(val_tokens) if isinstance(val_tokens, SourceTokens) else {"": val_tokens}
+    if isinstance(val_tokens, SourceTokens) and val_mask is not None:
+        raise ValueError("val_mask applies to one validation stream, not to validation sets by source")
+    for tokens in val_streams.values():
+        if tokens is not None:
+            check_rows(tokens, cfg.seq_len, val_mask)
     # Checked once here: an id outside the embedding table fails deep in torch, at the first batch holding it.
     vocab = model.config.vocab_size
-    for name, tokens in (("train_tokens", train_tokens), ("val_tokens", val_tokens)):
+    named = [("train_tokens", train_tokens)] + [(f"val_tokens{'[' + repr(s) + ']' if s else ''}", t)
+                                                for s, t in val_streams.items()]
+    for name, tokens in named:
         if tokens is not None and tokens.size and (tokens.min() < 0 or tokens.max() >= vocab):
             raise ValueError(f"{name} hold ids {tokens.min()}..{tokens.max()}: the model's vocab_size={vocab} "
                              f"allows 0..{vocab - 1}")

@@ -81,20 +81,21 @@ def ema(values: Sequence[float], alpha: float = 0.1) -> np.ndarray:
     return np.array(out)
 
 
-def plot_loss_curves(runs, tokens_per_step: int, ax=None, title: str = "Training loss of each variant (same batches)",
+def plot_loss_curves(runs, tokens_per_step: int, ax=None, title: str = "Training loss of each variant (every seed)",
                      alpha: float = 0.1):
-    """Training loss (EMA-smoothed) against tokens seen, for ``minilm.studies.ablation.AblationRun`` objects.
-
-    A run whose name mentions a seed (a repeat) is drawn dashed.
-    """
+    """Training loss (EMA-smoothed) against tokens seen, for ``minilm.studies.ablation.AblationRun`` objects:
+    one colour per variant, one line per seed (the first seed solid and labelled, the others thin)."""
     import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
-    for i, run in enumerate(runs):
+    colours: dict[str, str] = {}
+    for run in runs:
+        first = run.name not in colours
+        colour = colours.setdefault(run.name, f"C{len(colours)}")
         tokens = np.array([h["step"] for h in run.history]) * tokens_per_step / 1e3
-        style = "--" if "seed" in run.name else "-"
-        ax.plot(tokens, ema(run.losses, alpha), style, color=f"C{i}", lw=1.5, label=run.name)
+        ax.plot(tokens, ema(run.losses, alpha), "-", color=colour, lw=1.5 if first else 0.6,
+                alpha=1.0 if first else 0.6, label=run.name if first else None)
     ax.set_xlabel("training tokens seen (thousands)")
     ax.set_ylabel(f"training loss (nats/token, EMA α={alpha})")
     ax.set_title(title)

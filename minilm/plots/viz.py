@@ -105,7 +105,9 @@ def plot_training_curves(history: Sequence[dict], title: str = "Pretraining", ax
     """Training loss and validation loss per step (left), validation bits per byte (right).
 
     ``history`` is ``TrainResult.history``: dicts with ``step``, ``loss`` and, on evaluation
-    steps, ``val_loss`` and ``val_bpb``.
+    steps, ``val_loss`` and ``val_bpb``. When the run was measured on validation sets by source
+    (``val_<source>_bpb``, see ``minilm.models.train.SourceTokens``), the right panel draws every
+    source beside the mixture as trained, the figure the left panel's validation curve is in.
     """
     import matplotlib.pyplot as plt
 
@@ -118,11 +120,19 @@ def plot_training_curves(history: Sequence[dict], title: str = "Pretraining", ax
     steps = [h["step"] for h in history]
     evals = [h for h in history if "val_loss" in h]
     axes[0].plot(steps, [h["loss"] for h in history], lw=1, alpha=0.7, label="training (one batch)")
-    axes[0].plot([h["step"] for h in evals], [h["val_loss"] for h in evals], "o-", label="validation")
+    sources = sorted(k[4:-4] for k in (evals[0] if evals else {}) if k.startswith("val_") and k.endswith("_bpb")
+                     and k != "val_bpb")
+    mixture = "validation (the mixture as trained)" if sources else "validation"
+    axes[0].plot([h["step"] for h in evals], [h["val_loss"] for h in evals], "o-", label=mixture)
     axes[0].set(title=f"{title}: loss", xlabel="optimizer step", ylabel="cross-entropy (nats / token)")
     axes[0].legend()
     if evals and "val_bpb" in evals[0]:
-        axes[1].plot([h["step"] for h in evals], [h["val_bpb"] for h in evals], "o-", color="C2")
+        axes[1].plot([h["step"] for h in evals], [h["val_bpb"] for h in evals], "o-", color="k", lw=2,
+                     label="the mixture as trained" if sources else None)
+        for source in sources:
+            axes[1].plot([h["step"] for h in evals], [h[f"val_{source}_bpb"] for h in evals], ".-", lw=1, label=source)
+        if sources:
+            axes[1].legend(fontsize=7)
     axes[1].set(title=f"{title}: validation bits per byte", xlabel="optimizer step", ylabel="bits per byte")
     for ax in axes:
         ax.grid(alpha=0.3)

@@ -11,6 +11,8 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
+
 from ..core.config import Budget, as_budget
 from ..core.files import read_json, write_json
 from ..data.contamination import world_eval_texts
@@ -28,7 +30,9 @@ def data_key(budget: Budget) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
 
-PIPELINE_VERSION = 1  # bump when a step changes what it keeps
+PIPELINE_VERSION = 2  # bump when a step changes what it keeps (2: one validation split per source)
+VAL_PREFIX = "val_"  # the validation split of source s is "val_s"
+DOC_SOURCES_FILE = "train_doc_sources.json"
 
 
 def path(budget: Budget) -> Path:
@@ -70,10 +74,15 @@ def artifact(budget: Budget | str | None = None, progress: bool = True, num_proc
     weights = budget.data.weights()
     mixed, mix_stats = mix(processed["train"], weights, budget.data.total_chars, budget.data.seed)
     tokenizer = tokenizer_stage.artifact(budget, progress=progress)
-    val_docs = [t for docs in processed["val"].values() for t in docs]
-    write_shards({"train": [t for _, t in mixed], "val": val_docs}, tokenizer, out, key,
+    # One validation split per source of the mixture, so every evaluation can say which part of
+    # what the model trains on it learned (a source without held-out text gets none).
+    val_splits = {VAL_PREFIX + source: docs for source, docs in processed["val"].items() if source in weights and docs}
+    write_shards({"train": [t for _, t in mixed], **val_splits}, tokenizer, out, key,
                  shard_tokens=budget.data.shard_tokens, progress=progress)
 
+    # Which source each training document came from, in shard order: a study that re-tokenizes the
+    # mixture (chapter 05's small vocabulary) weights its validation sources by its own token counts.
+    write_json(out / DOC_SOURCES_FILE, [source for source, _ in mixed])
     index = load_index(out)
     token_counts = _tokens_per_source(mixed, tokenizer)
     report = {
@@ -87,6 +96,25 @@ def artifact(budget: Budget | str | None = None, progress: bool = True, num_proc
     }
     write_json(report_path, report)
     return report
+
+
+def validation_sets(report: dict) -> dict[str, np.ndarray]:
+    """The validation tokens of every source of a build (:func:`artifact`'s report), by source."""
+    from ..data.shards import TokenShards
+
+    shards = TokenShards(report["directory"])
+    return {split[len(VAL_PREFIX):]: shards.tokens(split) for split in report["splits"] if split.startswith(VAL_PREFIX)}
+
+
+def token_shares(report: dict) -> dict[str, float]:
+    """Each source's share of the training tokens: the weights that make the per-source validation
+    losses into the loss of the mixture as trained.
+
+    >>> token_shares({"mixture": {"plays": {"tokens": 300}, "sums": {"tokens": 100}}})
+    {'plays': 0.75, 'sums': 0.25}
+    """
+    total = sum(m["tokens"] for m in report["mixture"].values())
+    return {source: m["tokens"] / total for source, m in report["mixture"].items()}
 
 
 def _tokens_per_source(mixed: list[tuple[str, str]], tokenizer) -> dict[str, int]:
@@ -110,6 +138,7 @@ def report(build: dict) -> str:
              for row in build["steps"]]
     lines += [f"{source:<14} weight {m['weight']:.2f}  {m['tokens']:>10,} tokens  ({m['passes']} passes)"
               for source, m in build["mixture"].items()]
+    val = sum(split["tokens"] for name, split in build["splits"].items() if name.startswith(VAL_PREFIX))
     lines.append(f"shards: {build['directory']}  (train {build['splits']['train']['tokens']:,} tokens, "
-                 f"val {build['splits']['val']['tokens']:,} tokens)")
+                 f"validation {val:,} tokens in {len(build['splits']) - 1} sources)")
     return "\n".join(lines)

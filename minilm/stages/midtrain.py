@@ -290,7 +290,8 @@ def midtrain(budget: Budget | str | None = None, checkpoint_prefix: str | Path |
         model.eval()
         final = evaluate(model, val_tokens, cfg.seq_len, 64, 10**9, byte_lengths, device)
         probes = task_probes(model, tokenizer, world, probe_n)
-        return {"val_loss": final["loss"], "val_bpb": final["bpb"], "probes": probes}
+        return {"val_loss": final["loss"], "val_bpb": final["bpb"], "val_sources": pretrain.by_source(final, val_tokens),
+                "probes": probes}
 
     base_probes = {k: v for k, v in base_summary["probes"].items() if k in PROBE_NAMES}
     summary = {"budget": budget.name, "config": asdict(m), "train_config": asdict(cfg), "device": device,

@@ -23,7 +23,7 @@ from ..data.shards import TokenShards
 from ..evals.probes import probe_base_model
 from ..inference.generate import complete
 from ..models.gpt import GPT, GPTConfig
-from ..models.train import TrainConfig, evaluate, setup_distributed, token_byte_lengths, train
+from ..models.train import SourceTokens, TrainConfig, evaluate, setup_distributed, token_byte_lengths, train
 from ..text.world import World
 from . import data as data_stage, tokenizer as tokenizer_stage
 from .artifact import artifact_dir, content_key, trained_model_artifact, with_settings
@@ -64,11 +64,21 @@ def sampler(tokenizer, prompts: list[str], max_new_tokens: int = 24, seed: int =
     return hook
 
 
-def load_tokens(budget: Budget, progress: bool = True) -> tuple[np.ndarray, np.ndarray, object]:
-    """Train tokens, validation tokens and the tokenizer of the budget (built if missing)."""
+def load_tokens(budget: Budget, progress: bool = True) -> tuple[np.ndarray, SourceTokens, object]:
+    """Train tokens, the validation tokens of every source (weighted by their share of the training
+    tokens) and the tokenizer of the budget (built if missing)."""
     report = data_stage.artifact(budget, progress=progress)
-    shards = TokenShards(report["directory"])
-    return shards.tokens("train"), shards.tokens("val"), tokenizer_stage.artifact(budget, progress=progress)
+    val = SourceTokens(data_stage.validation_sets(report), data_stage.token_shares(report))
+    return TokenShards(report["directory"]).tokens("train"), val, tokenizer_stage.artifact(budget, progress=progress)
+
+
+def by_source(metrics: dict, sources) -> dict:
+    """``{source: {"loss": ..., "bpb": ...}}`` from :func:`minilm.models.train.evaluate`'s flat keys.
+
+    >>> by_source({"loss": 2.0, "bpb": 1.0, "plays_loss": 3.0, "plays_bpb": 1.5}, ["plays"])
+    {'plays': {'loss': 3.0, 'bpb': 1.5}}
+    """
+    return {s: {k: metrics[f"{s}_{k}"] for k in ("loss", "bpb") if f"{s}_{k}" in metrics} for s in sources}
 
 
 def distributed_train_config(cfg: TrainConfig, world_size: int) -> TrainConfig:
@@ -131,7 +141,8 @@ def pretrain(budget: Budget | str | None = None, checkpoint: str | Path | None =
         "tokens_seen": cfg.steps * cfg.tokens_per_step * world_size, "seconds": round(result.seconds, 1),
         "tokens_per_s": round(result.tokens_per_s), "device": device, "processes": world_size,
         "mfu": mfu(flops, result.tokens_per_s, device),
-        "val_loss": final["loss"], "val_bpb": final["bpb"], "history": result.history, "probes": probes,
+        "val_loss": final["loss"], "val_bpb": final["bpb"], "val_sources": by_source(final, val_tokens),
+        "val_weights": val_tokens.weights, "history": result.history, "probes": probes,
     }
     if world_size > 1:
         dist.destroy_process_group()
@@ -146,7 +157,9 @@ def summary_rows(summary: dict) -> list[tuple[str, str]]:
         ("parameters", f"{summary['params']:,} ({summary['non_embedding_params']:,} non-embedding)"),
         ("tokens seen", f"{summary['tokens_seen']:,} ({summary['tokens_seen'] / summary['train_tokens_available']:.2f} epochs)"),
         ("training time", f"{summary['seconds']:.0f} s at {summary['tokens_per_s']:,} tokens/s on {summary['device']}"),
-        ("validation loss / bits per byte", f"{summary['val_loss']:.3f} / {summary['val_bpb']:.3f}"),
+        ("validation loss / bits per byte (the mixture as trained)", f"{summary['val_loss']:.3f} / {summary['val_bpb']:.3f}"),
+        *((f"validation loss / bits per byte: {source}", f"{v['loss']:.3f} / {v['bpb']:.3f}")
+          for source, v in summary.get("val_sources", {}).items()),
         ("facts of seen people", pct(probes["facts_seen"]["accuracy"])),
         ("facts of held-out people (chance)", f"{pct(probes['facts_heldout']['accuracy'])} ({pct(probes['facts_heldout']['chance'])})"),
         ("held-out 2-digit addition", pct(probes["addition_2digit"]["accuracy"])),

@@ -1,7 +1,8 @@
 """GPT-2 versus modern components, one change at a time, on a short seeded training run.
 
-Chapter 03 trains several variants of one model shape on the same tokens, with the same seed and
-the same batches, and compares validation bits per byte, training throughput and KV-cache size:
+Chapter 03 trains several variants of one model shape on the same tokens, each with several seeds
+(the same seeds, so the same batches), and compares validation bits per byte (a difference counts
+only when the seeds do not overlap: :func:`compare_seeds`), training throughput and KV-cache size:
 
 - ``GPT-2``: LayerNorm with biases, GELU MLP, learned position embeddings;
 - ``+ RMSNorm``, ``+ RoPE``, ``+ SwiGLU``: GPT-2 with one component swapped for the modern one;
@@ -36,6 +37,7 @@ class AblationSetup:
     train: TrainConfig
     eval_tokens: int
     kv_heads: int = 1  # key/value heads of the GQA variant (1 = multi-query attention)
+    seeds: tuple[int, ...] = (0, 1, 2)  # every variant trains once per seed
 
 
 SETUPS = {
@@ -128,38 +130,78 @@ def run_variant(name: str, config: GPTConfig, train_tokens: np.ndarray, val_toke
                        model=model if keep_model else None)
 
 
-def run_ablation(configs: dict[str, GPTConfig], train_tokens: np.ndarray, val_tokens: np.ndarray,
+def run_ablation(configs: dict[str, GPTConfig], train_tokens: np.ndarray, val_tokens,
                  train_config: TrainConfig, byte_lengths: np.ndarray | None = None, eval_tokens: int = 32_768,
-                 repeat: dict[str, int] | None = None, device: str = "cpu", progress: bool = True) -> list[AblationRun]:
-    """Train every variant in ``configs`` (same seed, same batches); ``repeat`` maps a variant name to
-    another seed to train it again with, which shows how much of a difference is seed noise."""
+                 seeds: tuple[int, ...] = (0, 1, 2), device: str = "cpu", progress: bool = True) -> list[AblationRun]:
+    """Train every variant in ``configs`` once per seed (the seed draws the weights and the batches,
+    so every variant sees the same batches under the same seed). The models of the first seed are
+    kept (``run.model``); the others are dropped to save memory."""
     from ..core.progress import progress_bar
 
-    jobs = [(name, cfg, train_config.seed) for name, cfg in configs.items()]
-    for name, seed in (repeat or {}).items():
-        if name not in configs:
-            raise KeyError(f"repeat names {name!r}, which is not a variant: choose from {', '.join(configs)}")
-        jobs.append((f"{name} (seed {seed})", configs[name], seed))
+    if len(seeds) < 1 or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds={seeds!r}: give one or more different seeds")
+    jobs = [(name, cfg, seed) for seed in seeds for name, cfg in configs.items()]
     runs = []
-    for name, cfg, seed in progress_bar(jobs, desc="variants", disable=not progress, notebook=True):
+    for name, cfg, seed in progress_bar(jobs, desc="variants x seeds", disable=not progress, notebook=True):
         runs.append(run_variant(name, cfg, train_tokens, val_tokens, train_config, byte_lengths, eval_tokens,
-                                seed=seed, device=device))
+                                seed=seed, device=device, keep_model=seed == seeds[0]))
     return runs
 
 
-def results_rows(runs: list[AblationRun], baseline: str = "GPT-2") -> list[list]:
-    """Table rows: variant, components, parameters, validation bpb, change against ``baseline``,
-    tokens/s and KV-cache bytes per token (bf16)."""
-    base = next((r for r in runs if r.name == baseline), runs[0])
-    rows = []
+def compare_seeds(a, b) -> str:
+    """How a metric of variant A (one value per seed) compares with B's: ``"lower"`` when every seed
+    of A is below every seed of B, ``"higher"`` when every one is above, else ``"overlap"``.
+
+    With three seeds each, chance alone separates the two groups this way with probability 1/20 per
+    direction (the 20 ways of splitting six values into two groups of three), so a separation is
+    evidence at about the 5% level, and an overlap means the runs cannot tell the variants apart.
+
+    >>> compare_seeds([2.01, 2.03, 2.02], [2.10, 2.08, 2.12]), compare_seeds([2.0, 2.2], [2.1, 2.3])
+    ('lower', 'overlap')
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.size == 0 or b.size == 0:
+        raise ValueError("compare_seeds needs at least one value on each side")
+    if a.max() < b.min():
+        return "lower"
+    if a.min() > b.max():
+        return "higher"
+    return "overlap"
+
+
+def by_variant(runs: list[AblationRun], metric: str = "bpb") -> dict[str, np.ndarray]:
+    """``{variant: values of the metric, one per seed}`` in the order the variants first appear."""
+    values: dict[str, list] = {}
     for r in runs:
-        bpb = r.val.get("bpb", float("nan"))
-        delta = bpb - base.val.get("bpb", float("nan"))
-        rows.append([r.name, describe(r.config), f"{r.params:,}", f"{bpb:.4f}",
-                     "—" if r is base else f"{delta:+.4f}", f"{r.tokens_per_s:,.0f}",
-                     f"{kv_cache_bytes_per_token(r.config):,}"])
+        values.setdefault(r.name, []).append(r.val.get(metric, float("nan")))
+    return {name: np.array(v) for name, v in values.items()}
+
+
+VERDICTS = {"lower": "better on every seed", "higher": "worse on every seed", "overlap": "within seed noise"}
+
+
+def results_rows(runs: list[AblationRun], baseline: str = "GPT-2") -> list[list]:
+    """Table rows, one per variant: components, parameters, validation bpb (mean ± sd over seeds),
+    change of the mean against ``baseline``, the verdict of :func:`compare_seeds` (lower bpb is
+    better), tokens/s (mean) and KV-cache bytes per token (bf16)."""
+    bpb = by_variant(runs)
+    if baseline not in bpb:
+        raise KeyError(f"baseline {baseline!r} is not a variant: choose from {', '.join(bpb)}")
+    first = {}
+    for r in runs:
+        first.setdefault(r.name, r)
+    speed = {name: np.mean([r.tokens_per_s for r in runs if r.name == name]) for name in bpb}
+    rows = []
+    for name, values in bpb.items():
+        r = first[name]
+        spread = f" ± {values.std(ddof=1):.4f}" if values.size > 1 else ""
+        delta = values.mean() - bpb[baseline].mean()
+        rows.append([name, describe(r.config), f"{r.params:,}", f"{values.mean():.4f}{spread}",
+                     "—" if name == baseline else f"{delta:+.4f}",
+                     "—" if name == baseline else VERDICTS[compare_seeds(values, bpb[baseline])],
+                     f"{speed[name]:,.0f}", f"{kv_cache_bytes_per_token(r.config):,}"])
     return rows
 
 
-RESULT_HEADERS = ["variant", "components", "parameters", "val bits/byte", "Δ vs GPT-2", "train tokens/s",
-                  "KV cache bytes/token (bf16)"]
+RESULT_HEADERS = ["variant", "components", "parameters", "val bits/byte (mean ± sd over seeds)", "Δ vs GPT-2",
+                  "verdict (seeds)", "train tokens/s", "KV cache bytes/token (bf16)"]

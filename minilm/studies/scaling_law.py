@@ -16,9 +16,9 @@ for the N and D that minimise L at a fixed C. The minimiser has a closed form: w
 A model that will also serve many tokens should be smaller and trained longer than that: the
 total cost ``6 N D + 2 N D_inference`` is lowest for a smaller N (Sardana et al. 2023).
 
-Parameter convention: ``N`` in the sweep is the **non-embedding** parameter count (Kaplan et al.),
-``GPT.num_params(non_embedding=True)``; the records also hold the total count. The published fits
-(``CHINCHILLA``, ``EPOCH_REFIT``) count all parameters, as Hoffmann et al. did.
+Parameter convention: ``N`` in the sweep counts **all** parameters, as Hoffmann et al. did (and the
+published fits ``CHINCHILLA`` and ``EPOCH_REFIT``); the records also hold the non-embedding count
+of Kaplan et al., ``GPT.num_params(non_embedding=True)``.
 
 >>> n, d = compute_optimal(5.76e23, CHINCHILLA)
 >>> round(6 * n * d / 5.76e23, 6)
@@ -453,6 +453,66 @@ def power_law_interval(x, y, samples: int = 1000, level: float = 0.95, seed: int
         raise ValueError("every bootstrap draw had a single x value: give more distinct points")
     low, high = np.quantile(exponents, [(1 - level) / 2, (1 + level) / 2])
     return float(low), float(high)
+
+
+def isoflop_minimum(n_params, losses) -> tuple[float, float]:
+    """The bottom of one isoFLOP curve: ``(N_opt, loss there)`` of a parabola in log N fitted to
+    the losses of models trained with the same compute (Hoffmann et al.'s approach 2).
+
+    >>> n = np.array([1e3, 1e4, 1e5])
+    >>> [round(float(v), 6) for v in isoflop_minimum(n, 2 + (np.log(n) - np.log(3e3)) ** 2)]
+    [3000.0, 2.0]
+    """
+    x = np.log(_as_positive_array("n_params", n_params)).reshape(-1)
+    y = np.asarray(losses, dtype=np.float64).reshape(-1)
+    if x.shape != y.shape:
+        raise ValueError(f"n_params and losses must have the same length, got {x.size} and {y.size}")
+    if np.unique(x).size < 3:
+        raise ValueError("a parabola needs losses at 3 or more model sizes")
+    c2, c1, c0 = np.polyfit(x, y, 2)
+    if not c2 > 0:
+        raise ValueError("the losses do not curve up along log N: this isoFLOP curve has no minimum")
+    x_opt = -c1 / (2 * c2)
+    return float(np.exp(x_opt)), float(c0 - c1 * c1 / (4 * c2))
+
+
+def approach2(compute, n_params, losses, missing_ok: bool = False) -> dict:
+    """Hoffmann et al.'s approach 2: the best N of every compute level (:func:`isoflop_minimum`),
+    then the power law ``N_opt = k C^a`` through them (:func:`fit_power_law`); D_opt = C / 6N_opt.
+
+    A level whose losses do not curve up has no minimum: a ValueError, or with ``missing_ok`` a NaN
+    for that level, left out of the power law (whose ``k`` and ``a`` are NaN with fewer than two
+    minima left).
+
+    >>> c = np.repeat([1e12, 1e13], 3)
+    >>> n = np.array([1e4, 3e4, 1e5, 3e4, 1e5, 3e5])
+    >>> best = np.repeat([3e4, 3e4 * 10 ** 0.5], 3)  # the best N grows as C^0.5
+    >>> fit = approach2(c, n, 2 + (np.log(n) - np.log(best)) ** 2)
+    >>> round(fit["a"], 3)
+    0.5
+    """
+    c = _as_positive_array("compute", compute).reshape(-1)
+    n = _as_positive_array("n_params", n_params).reshape(-1)
+    y = np.asarray(losses, dtype=np.float64).reshape(-1)
+    if not c.shape == n.shape == y.shape:
+        raise ValueError(f"compute, n_params and losses must have the same length, got {c.size}, {n.size}, {y.size}")
+    levels = np.unique(c)
+    if levels.size < 2:
+        raise ValueError("a power law in compute needs 2 or more compute levels")
+    minima = []
+    for level in levels:
+        try:
+            minima.append(isoflop_minimum(n[c == level], y[c == level]))
+        except ValueError:
+            if not missing_ok:
+                raise
+            minima.append((math.nan, math.nan))
+    n_opt = np.array([m[0] for m in minima])
+    found = np.isfinite(n_opt)
+    k, a = fit_power_law(levels[found], n_opt[found]) if found.sum() >= 2 else (math.nan, math.nan)
+    d_opt = levels / (6.0 * n_opt)
+    return {"compute": levels.tolist(), "n_opt": n_opt.tolist(), "loss_opt": [m[1] for m in minima],
+            "d_opt": d_opt.tolist(), "tokens_per_param": (d_opt / n_opt).tolist(), "k": k, "a": a}
 
 
 # ----------------------------------------------------------------------------------------------

@@ -71,7 +71,9 @@ ATTRIBUTES = ("birthplace", "birth_year", "occupation", "employer")
 VALUES = {"birthplace": CITIES, "birth_year": tuple(str(y) for y in range(1950, 2000)),
           "occupation": OCCUPATIONS, "employer": EMPLOYERS}
 
-# Several wordings per attribute; every biography picks one wording per fact and shuffles them.
+# Several wordings per attribute; every biography picks one wording per fact and shuffles them. The
+# last wording of each attribute is never written into training text: validation biographies use
+# only it, so their loss measures stored facts read in an unseen paraphrase, not memorised sentences.
 BIO_TEMPLATES = {
     "birthplace": ("{name} was born in {birthplace}.", "{name} comes from {birthplace}.",
                    "{name}'s hometown is {birthplace}.", "The city of {birthplace} is where {name} was born."),
@@ -97,6 +99,8 @@ CLOZE = {
     "occupation": "{name} works as a",
     "employer": "{name} works for",
 }
+TRAINING_WORDINGS = {attribute: wordings[:-1] for attribute, wordings in BIO_TEMPLATES.items()}
+VALIDATION_WORDINGS = {attribute: wordings[-1:] for attribute, wordings in BIO_TEMPLATES.items()}
 REFUSAL = "I don't know."
 _REFUSAL_PATTERN = re.compile(r"\b(i don't know|i do not know|i'm not sure|no information|not sure)\b", re.I)
 
@@ -269,15 +273,29 @@ class World:
 
     # -- people --------------------------------------------------------------------------------
 
-    def biography(self, person: Person, rng: random.Random) -> str:
-        """One paraphrase: a random wording per fact, facts in random order."""
-        sentences = [rng.choice(BIO_TEMPLATES[a]).format(name=person.name, **{a: person.value(a)}) for a in ATTRIBUTES]
+    def biography(self, person: Person, rng: random.Random, wordings: dict = TRAINING_WORDINGS) -> str:
+        """One paraphrase: a random wording per fact (from ``wordings``), facts in random order."""
+        sentences = [rng.choice(wordings[a]).format(name=person.name, **{a: person.value(a)}) for a in ATTRIBUTES]
         rng.shuffle(sentences)
         return " ".join(sentences)
 
     def biographies(self) -> list[str]:
+        """The pretraining biographies: ``bios_per_person`` paraphrases of every seen person, in the
+        training wordings."""
         rng = random.Random(f"bios-{self.config.seed}")
         return [self.biography(p, rng) for p in self.people for _ in range(self.config.bios_per_person)]
+
+    def validation_biographies(self, per_person: int = 1) -> list[str]:
+        """Biographies of the *seen* people in the held-out wording of every fact (sentence order
+        still random): facts the model was trained on, in sentences it never saw.
+
+        >>> world = World(WorldConfig(people=3, heldout_people=1, bios_per_person=2))
+        >>> val = world.validation_biographies()
+        >>> len(val), any(sentence in train for sentence in val[0].split(". ") for train in world.biographies())
+        (3, False)
+        """
+        rng = random.Random(f"val-bios-{self.config.seed}")
+        return [self.biography(p, rng, VALIDATION_WORDINGS) for p in self.people for _ in range(per_person)]
 
     def fact_items(self, heldout: bool = False) -> list[Item]:
         """Questions about every attribute of every seen (or held-out) person."""
@@ -455,6 +473,22 @@ class World:
                                                  "Countdown puzzles."),
             "letters": self._problem_documents(self.letter_items(cfg.spelling_docs * cfg.items_per_doc, "train-letters"),
                                                "Letters and spelling."),
+        }
+
+    def validation_documents(self) -> dict[str, list[str]]:
+        """Held-out text of every world source, written like its pretraining text: seen people in the
+        held-out wordings, and problems from the held-out side of each fixed split (a tenth of
+        documents as many as training has, at least 4)."""
+        cfg = self.config
+        n = {name: max(4, docs // 10) for name, docs in (("arithmetic", cfg.arithmetic_docs),
+                                                          ("countdown", cfg.countdown_docs), ("letters", cfg.spelling_docs))}
+        return {
+            "biographies": self.validation_biographies(),
+            "arithmetic": self.arithmetic_documents(heldout=True, n_docs=n["arithmetic"]),
+            "countdown": self._problem_documents(
+                self.countdown_items(n["countdown"] * cfg.items_per_doc, "val-countdown", heldout=True), "Countdown puzzles."),
+            "letters": self._problem_documents(
+                self.letter_items(n["letters"] * cfg.items_per_doc, "val-letters", heldout=True), "Letters and spelling."),
         }
 
     def eval_items(self, n_per_kind: int = 100) -> dict[str, list[Item]]:
