@@ -469,7 +469,20 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("chapter", help="chapter number, e.g. 01")
     check.add_argument("--solutions", action="store_true", help="test the reference solutions instead")
     check.set_defaults(func=_cmd_check)
+    _budget_after_the_command(sub)
     return parser
+
+
+def _budget_after_the_command(subparsers) -> None:
+    """Let ``--budget`` come after the command too (``minilm pretrain --budget smoke``), in every
+    command and sub-command; given there, it wins over one given before the command."""
+    for command in subparsers.choices.values():
+        if not any("--budget" in action.option_strings for action in command._actions):
+            command.add_argument("--budget", choices=BUDGET_NAMES, default=argparse.SUPPRESS,
+                                 help="compute budget (may also come before the command)")
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _budget_after_the_command(action)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -43,6 +43,19 @@ def test_bad_budget_is_rejected_by_argparse():
     assert result.returncode == 2 and "invalid choice: 'huge'" in result.stderr
 
 
+@pytest.mark.parametrize("argv, budget", [
+    (["--budget", "gpu", "pretrain"], "gpu"),  # before the command
+    (["pretrain", "--budget", "smoke"], "smoke"),  # after it
+    (["--budget", "gpu", "data", "--budget", "smoke"], "smoke"),  # both: the one after the command wins
+    (["data", "build", "--budget", "smoke"], "smoke"),  # after a sub-command
+    (["data"], None),  # neither: the environment's (get_budget(None))
+])
+def test_budget_may_come_before_or_after_the_command(argv, budget):
+    from minilm.cli import build_parser
+
+    assert build_parser().parse_args(argv).budget == budget
+
+
 def test_train_on_files_then_encode(tmp_path, capsys):
     text = tmp_path / "text.txt"
     text.write_text("the cat sat on the mat. " * 50 + "안녕 🤗", encoding="utf-8")
