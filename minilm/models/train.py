@@ -239,18 +239,29 @@ def evaluate(model, tokens, seq_len: int, batch_size: int, max_tokens: int,
     if isinstance(tokens, SourceTokens):
         if mask is not None:
             raise ValueError("a loss mask applies to one stream, not to validation sets by source")
-        result, nats, bytes_ = {}, 0.0, 0.0
+        result, nats, bytes_ = {}, 0.0, 0.0  # per token of the mixture: weighted means over the sources
         for source, stream in tokens.items():
-            one = evaluate(model, stream, seq_len, batch_size, max_tokens, byte_lengths, device)
-            result[f"{source}_loss"] = one["loss"]
-            nats += tokens.weights[source] * one["loss"]
-            if "bpb" in one:
-                result[f"{source}_bpb"] = one["bpb"]
-                bytes_ += tokens.weights[source] * one["loss"] / math.log(2) / one["bpb"]  # bytes per token
-        result.update(loss=nats, perplexity=math.exp(min(nats, 50)))
-        if bytes_:
-            result["bpb"] = nats / math.log(2) / bytes_
-        return result
+            one = _evaluation_totals(model, stream, seq_len, batch_size, max_tokens, byte_lengths, device)
+            result.update({f"{source}_{k}": v for k, v in _metrics(*one).items() if k != "perplexity"})
+            nats += tokens.weights[source] * one[0] / one[1]
+            bytes_ += tokens.weights[source] * one[2] / one[1]
+        return _metrics(nats, 1.0, bytes_) | result
+    return _metrics(*_evaluation_totals(model, tokens, seq_len, batch_size, max_tokens, byte_lengths, device, mask))
+
+
+def _metrics(nats: float, tokens: float, bytes_: float) -> dict:
+    """Loss per token, perplexity and (with bytes) bits per byte from the totals of an evaluation."""
+    loss = nats / tokens
+    result = {"loss": loss, "perplexity": math.exp(min(loss, 50))}
+    if bytes_:
+        result["bpb"] = nats / math.log(2) / bytes_
+    return result
+
+
+@torch.no_grad()
+def _evaluation_totals(model, tokens: np.ndarray, seq_len: int, batch_size: int, max_tokens: int,
+                       byte_lengths: np.ndarray | None = None, device="cpu", mask: np.ndarray | None = None):
+    """``(nats, targets, bytes)`` summed over the first ``max_tokens`` of one stream or set of rows."""
     check_rows(tokens, seq_len, mask)
     was_training = model.training
     model.eval()
@@ -279,11 +290,7 @@ def evaluate(model, tokens, seq_len: int, batch_size: int, max_tokens: int,
     if not total_tokens:
         raise ValueError("the loss mask leaves no target to evaluate")
     model.train(was_training)
-    loss = total_nats / total_tokens
-    result = {"loss": loss, "perplexity": math.exp(min(loss, 50))}
-    if byte_lengths is not None and total_bytes:
-        result["bpb"] = total_nats / math.log(2) / total_bytes
-    return result
+    return total_nats, total_tokens, total_bytes
 
 
 # ----------------------------------------------------------------------------------------------

@@ -188,15 +188,6 @@ class SweepData:
     byte_lengths: np.ndarray
     tokenizer: object = None
 
-    @property
-    def fingerprint(self) -> str:
-        import hashlib
-
-        digest = hashlib.sha256(np.ascontiguousarray(self.train).tobytes())
-        for source in sorted(self.val):
-            digest.update(source.encode() + np.ascontiguousarray(self.val[source]).tobytes())
-        return digest.hexdigest()[:16]
-
 
 def _documents(tokens: np.ndarray, eot: int) -> list[np.ndarray]:
     """A stream of documents, each followed by ``eot``, cut back into documents (without it)."""
@@ -213,9 +204,8 @@ def retokenize(report: dict, big, small, progress: bool = True):
 
     from ..core.progress import progress_bar
     from ..data.shards import TokenShards
-    from ..stages.data import DOC_SOURCES_FILE, VAL_PREFIX
+    from ..stages.data import DOC_SOURCES_FILE, validation_sets
 
-    shards = TokenShards(report["directory"])
     big_eot, small_eot = big.special_id("<|endoftext|>"), small.special_id("<|endoftext|>")
 
     def encode(tokens: np.ndarray, desc: str) -> list[list[int]]:
@@ -225,21 +215,18 @@ def retokenize(report: dict, big, small, progress: bool = True):
             out += small.encode_batch(texts[start:start + 512], num_threads=2)
         return out
 
-    docs = encode(shards.tokens("train"), "retokenize")
-    sources = json.loads((Path(report["directory"]) / DOC_SOURCES_FILE).read_text())
+    def stream(docs: list[list[int]]) -> np.ndarray:
+        return np.fromiter((t for ids in docs for t in (*ids, small_eot)), dtype=np.uint16)
+
+    docs = encode(TokenShards(report["directory"]).tokens("train"), "retokenize")
+    sources = json.loads((Path(report["directory"]) / DOC_SOURCES_FILE).read_text())  # a list: not read_json's dict
     if len(sources) != len(docs):
         raise ValueError(f"{report['directory']}: {len(docs)} training documents but {len(sources)} source labels")
     counts: dict[str, int] = {}
     for source, ids in zip(sources, docs):
         counts[source] = counts.get(source, 0) + len(ids) + 1
-    train = np.fromiter((t for ids in docs for t in (*ids, small_eot)), dtype=np.uint16)
-    val = {}
-    for split in report["splits"]:
-        if split.startswith(VAL_PREFIX):
-            val[split[len(VAL_PREFIX):]] = np.fromiter(
-                (t for ids in encode(shards.tokens(split), f"retokenize {split}") for t in (*ids, small_eot)),
-                dtype=np.uint16)
-    return train, val, counts
+    val = {source: stream(encode(tokens, f"retokenize val_{source}")) for source, tokens in validation_sets(report).items()}
+    return stream(docs), val, counts
 
 
 def prepare_data(budget=None, cfg: SweepConfig | None = None, folder: Path | None = None,
