@@ -123,6 +123,19 @@ def test_ablation_runs_every_variant_with_every_seed_and_judges_by_seeds(data):
         run_ablation(configs, train_tokens, val_tokens, TINY_TRAIN, seeds=(1, 1), progress=False)
 
 
+def test_ablation_in_two_processes_gives_the_runs_of_one_process(data):
+    train_tokens, val_tokens, byte_lengths = data
+    configs = dict(list(variant_configs(40, SHAPE).items())[:2])
+    kwargs = dict(eval_tokens=256, seeds=(0, 7), progress=False)
+    here = run_ablation(configs, train_tokens, val_tokens, TINY_TRAIN, byte_lengths, **kwargs)
+    spawned = run_ablation(configs, train_tokens, val_tokens, TINY_TRAIN, byte_lengths, workers=2, **kwargs)
+    assert [(r.name, r.seed) for r in spawned] == [(r.name, r.seed) for r in here]
+    for a, b in zip(here, spawned):  # one thread there, maybe two here: the same sums in another order
+        assert b.val["bpb"] == pytest.approx(a.val["bpb"], rel=1e-4)
+        assert b.losses == pytest.approx(a.losses, rel=1e-4)
+    assert spawned[0].model is not None and spawned[2].model is None
+
+
 @pytest.mark.parametrize("a, b, verdict", [
     ([1.0, 1.1, 1.2], [1.3, 1.4, 1.5], "lower"),
     ([1.3, 1.4, 1.5], [1.0, 1.1, 1.2], "higher"),

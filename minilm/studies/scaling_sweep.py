@@ -341,6 +341,7 @@ def train_runs(specs: list, cfg: SweepConfig, data: SweepData, folder: Path | No
     the data from), runs train in that many processes."""
     import torch
 
+    from ..core.processes import map_in_processes
     from ..core.progress import progress_bar
 
     done = dict(done or {})
@@ -356,23 +357,10 @@ def train_runs(specs: list, cfg: SweepConfig, data: SweepData, folder: Path | No
 
     parallel = cfg.workers > 1 and torch.device(device).type == "cpu" and folder is not None and len(todo) > 1
     if parallel:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        from concurrent.futures.process import BrokenProcessPool
-
-        context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
-        try:
-            with ProcessPoolExecutor(cfg.workers, mp_context=context, initializer=_start_worker,
-                                     initargs=(str(folder), cfg)) as pool:
-                for future in as_completed([pool.submit(_worker_run, spec) for spec in todo]):
-                    finish(future.result())
-        except BrokenProcessPool:
-            # The usual cause: a script without a main guard, which every spawned worker runs again
-            # (as with PyTorch's DataLoader workers). Runs finished so far are saved.
-            raise RuntimeError(f"the sweep's {cfg.workers} worker processes stopped. From a script, call it under "
-                               "`if __name__ == '__main__':`, or use one process: "
-                               "dataclasses.replace(config, workers=1)") from None
+        # Runs finished before a failure are saved by on_record.
+        for record in map_in_processes(_worker_run, todo, cfg.workers, _start_worker, (str(folder), cfg),
+                                       what="the sweep"):
+            finish(record)
     else:
         threads = torch.get_num_threads()
         if torch.device(device).type == "cpu":
