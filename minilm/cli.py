@@ -14,6 +14,7 @@ import json
 import os
 import re
 import sys
+import warnings
 from pathlib import Path
 
 from .core.checks import ConfigError
@@ -485,10 +486,18 @@ def _budget_after_the_command(subparsers) -> None:
                 _budget_after_the_command(action)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line each, like the errors: no file name, no source line."""
+    kind = "" if category is UserWarning else f"{category.__name__}: "
+    print(f"minilm: warning: {kind}{message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
-        args = build_parser().parse_args(argv)  # imports the stages: Ctrl-C may come here too
-        args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            args = build_parser().parse_args(argv)  # imports the stages: Ctrl-C may come here too
+            args.func(args)
     # OSError: a folder where a file should be, a full disk, no permission: one line as well.
     except (ConfigError, OSError, ValueError, KeyError, RuntimeError) as err:
         if os.environ.get("MINILM_DEBUG"):

@@ -15,17 +15,18 @@ from minilm.stages.data import data_key
 DATA = Path(__file__).resolve().parent / "data"
 
 # Recorded at commit 81f2812 (before issue 22's layout change, which left them alone), then changed on
-# purpose by issue 23 (a validation split per source, the reworded biographies, the rebalanced mixture).
+# purpose by issue 23 (a validation split per source, the reworded biographies, the rebalanced mixture;
+# then mid-training's version 2: per-item probe results and the runs' comparison with intervals).
 KEYS = {
     "smoke": {"tokenizer": "tokenizer-1024-082f7cc491.json", "data": "4c9f7d44e0c9", "base": "base-cb6f56e1a6.pt",
-              "midtrain": "midtrain-0b6c4e4477.pt", "sft": "sft-6a32c62ffe.pt",
-              "sft_ablations": "sft-ablations-0d52e7a59e.json"},
+              "midtrain": "midtrain-f7b7b71fa3.pt", "sft": "sft-15d99470fb.pt",
+              "sft_ablations": "sft-ablations-b4ea5b7038.json"},
     "laptop": {"tokenizer": "tokenizer-4096-27e21c5661.json", "data": "95f1dec4cb3d", "base": "base-cd0322b1b0.pt",
-              "midtrain": "midtrain-03ed2bbecb.pt", "sft": "sft-80d403082d.pt",
-              "sft_ablations": "sft-ablations-f1178994c5.json"},
+              "midtrain": "midtrain-deab7d19ff.pt", "sft": "sft-fd37acd73f.pt",
+              "sft_ablations": "sft-ablations-e582f1763e.json"},
     "gpu": {"tokenizer": "tokenizer-8192-3979653eb3.json", "data": "0bbcf341b7e9", "base": "base-d99c5c2b50.pt",
-              "midtrain": "midtrain-bdfb425db1.pt", "sft": "sft-259a5abe43.pt",
-              "sft_ablations": "sft-ablations-1a2b907582.json"},
+              "midtrain": "midtrain-69576e4988.pt", "sft": "sft-1eed8fbd80.pt",
+              "sft_ablations": "sft-ablations-23589a5d8c.json"},
 }
 
 

@@ -446,7 +446,8 @@ def _midtrain_summary():
                        "n": 10, "examples": [["123+456=", "579", call]]}]}
 
 
-def test_midtrain_prints_the_comparison_and_the_tool_table(monkeypatch, capsys):
+def _fake_midtrain(monkeypatch) -> dict:
+    """Replace mid-training by a stand-in that records the budget it is given (in the dict returned)."""
     import minilm.stages.midtrain
 
     seen = {}
@@ -456,6 +457,11 @@ def test_midtrain_prints_the_comparison_and_the_tool_table(monkeypatch, capsys):
         return None, None, _midtrain_summary()
 
     monkeypatch.setattr(minilm.stages.midtrain, "artifact", fake_artifact)
+    return seen
+
+
+def test_midtrain_prints_the_comparison_and_the_tool_table(monkeypatch, capsys):
+    seen = _fake_midtrain(monkeypatch)
     main(["--budget", "smoke", "midtrain", "--steps", "7", "--lr", "0.002"])
     out = capsys.readouterr().out
     assert seen["budget"].midtrain.steps == 7 and seen["budget"].midtrain.lr == 0.002
@@ -463,13 +469,23 @@ def test_midtrain_prints_the_comparison_and_the_tool_table(monkeypatch, capsys):
     assert "| 3-digit addition | 5.0% | 75.0% | 100% |" in out and "123+456=<|calc_start|>123+456" in out
 
 
+@pytest.mark.parametrize("stage", ["pretrain", "midtrain", "sft"])
 @pytest.mark.parametrize("args, message", [(["--steps", "0"], "steps=0 is out of range"),
-                                           (["--lr", "-1"], "lr=-1.0 is out of range")])
-def test_midtrain_rejects_bad_settings_in_one_line(capsys, args, message):
+                                           (["--lr", "-1"], "lr=-1.0 is out of range"),
+                                           (["--lr", "0"], "lr=0.0: a learning rate of 0 (or less) trains nothing")])
+def test_training_stages_reject_bad_settings_in_one_line(capsys, stage, args, message):
     with pytest.raises(SystemExit) as exit_info:
-        main(["--budget", "smoke", "midtrain", *args])
+        main(["--budget", "smoke", stage, *args])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and message in err and err.count("\n") == 1
+
+
+def test_fewer_steps_than_the_warmup_shorten_it_with_a_one_line_warning(monkeypatch, capsys):
+    seen = _fake_midtrain(monkeypatch)
+    main(["--budget", "smoke", "midtrain", "--steps", "2"])
+    err = capsys.readouterr().err
+    assert seen["budget"].midtrain.steps == 2 and seen["budget"].midtrain.warmup_steps == 1
+    assert err == "minilm: warning: midtrain: warmup_steps=2 does not fit in 2 steps (at most 1); warming up over 1 instead\n"
 
 
 def test_eval_checkpoint_prints_the_table_and_saves_json(tiny_base_model, capsys):

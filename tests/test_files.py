@@ -71,3 +71,50 @@ def test_a_written_file_has_the_mode_open_would_give_and_keeps_a_users_chmod(tmp
     (tmp_path / "new.txt").chmod(0o640)
     atomic_write_text(tmp_path / "new.txt", "rewritten")
     assert (tmp_path / "new.txt").stat().st_mode & 0o777 == 0o640
+
+
+def _temporary(folder, name, pid, age_seconds=0.0):
+    import os
+    import time
+
+    tmp = folder / f".{name}.{pid}.x1y2.tmp" if pid is not None else folder / f".{name}.x1y2.tmp"
+    tmp.write_bytes(b"half a file")
+    old = time.time() - age_seconds
+    os.utime(tmp, (old, old))
+    return tmp
+
+
+def test_temporaries_of_killed_writers_go_and_live_writers_keep_theirs(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from minilm.core.files import STALE_SECONDS, remove_orphan_temporaries
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = _temporary(tmp_path, "base.pt", int(gone.stdout))  # that process has exited
+    live = _temporary(tmp_path, "base.pt", os.getppid())  # our parent is running
+    mine = _temporary(tmp_path, "data.bin", os.getpid())
+    unnamed_old = _temporary(tmp_path, "tok.json", None, age_seconds=STALE_SECONDS + 60)  # written before pids
+    unnamed_young = _temporary(tmp_path, "vocab.json", None)
+    assert sorted(remove_orphan_temporaries(tmp_path)) == sorted([dead, unnamed_old])
+    assert all(p.exists() for p in (live, mine, unnamed_young)) and not dead.exists()
+
+
+def test_a_write_names_its_temporary_after_the_process_and_leaves_none(tmp_path):
+    from minilm.core.files import atomic_write_text
+
+    dead = _temporary(tmp_path, "summary.json", 999_999_999)
+    atomic_write_text(tmp_path / "summary.json", "{}")
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]  # its own gone, the dead writer's too
+    assert not dead.exists()
+
+
+def test_a_stage_cleans_up_after_a_killed_build_when_it_starts(isolated_runs):
+    from minilm.stages import tokenizer
+
+    tokenizer.artifact("smoke", progress=False)
+    folder = tokenizer.path(tokenizer.as_budget("smoke")).parent
+    dead = _temporary(folder, "tokenizer-x.json", 999_999_999)
+    tokenizer.artifact("smoke", progress=False)
+    assert not dead.exists()

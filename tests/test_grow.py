@@ -160,6 +160,8 @@ def test_growth_experiment_matches_compute_and_starts_from_the_small_model():
     for name in ("small", "grown", "scratch"):
         assert all(np.isfinite(loss) for _, loss in result.curves[name])
     assert result.final("grown") < result.loss_before  # training went on from where the small model was
+    d = result.final_difference  # grown minus scratch on every validation window, not the curves' first 512 tokens
+    assert d.low <= d.value <= d.high and d.n > 512 // 16 and d.verdict in ("higher", "lower", "within noise")
 
 
 @pytest.mark.parametrize("call, message", [

@@ -14,8 +14,8 @@ from minilm.stages.pretrain import path as base_model_path
 from minilm.core.checks import ConfigError
 from minilm.core.config import DataConfig, MidtrainConfig, PretrainConfig, TokenizerConfig, WorldConfig, get_budget
 from minilm.inference.generate import calculator_result
-from minilm.stages.midtrain import (RUNS, ToolMaskedGPT, comparison_rows, encode_documents, mask_tool_results,
-                                    mixture_tokens, probe_tool_arithmetic, tool_rows)
+from minilm.stages.midtrain import (PROBE_NAMES, RUNS, ToolMaskedGPT, comparison_rows, encode_documents,
+                                    mask_tool_results, mixture_tokens, probe_tool_arithmetic, tool_rows)
 from minilm.models.gpt import GPT, GPTConfig
 from minilm.text.tokenizer import CALC_END, CALC_START, ENDOFTEXT, RESULT_END, RESULT_START, Tokenizer
 from minilm.text.world import World, is_heldout_problem, tool_call_text, tool_prompt
@@ -273,6 +273,34 @@ def test_midtrain_artifact_holds_model_and_summary(built, tiny_budget, monkeypat
     _, val, _ = load_tokens(tiny_budget, progress=False)
     again = evaluate(model, val, 64, 64, 10**9, token_byte_lengths(tokenizer))
     assert again["loss"] == pytest.approx(summary["runs"]["anneal"]["val_loss"], abs=1e-5)
+    # Annealed minus continued, item by item: the probes' questions and the validation windows.
+    comparison = summary["comparison"]
+    assert set(comparison) == set(summary["runs"]["anneal"]["probes"]) | {"val_loss", "val_bpb"}
+    for key, probe in summary["runs"]["anneal"]["probes"].items():
+        other = summary["runs"]["continue"]["probes"][key]
+        assert len(probe["right"]) == probe["n"] == comparison[key]["n"]
+        assert comparison[key]["value"] == pytest.approx(probe["accuracy"] - other["accuracy"])
+    for metric in ("loss", "bpb"):
+        d = comparison[f"val_{metric}"]
+        runs_ = summary["runs"]
+        assert d["value"] == pytest.approx(runs_["anneal"][f"val_{metric}"] - runs_["continue"][f"val_{metric}"], abs=1e-5)
+        assert d["low"] <= d["value"] <= d["high"] and d["verdict"] in ("higher", "lower", "within noise")
+
+
+def test_the_comparison_figures_have_every_source_and_probe(built):
+    import matplotlib.pyplot as plt
+
+    from minilm.plots.midtrain import plot_anneal_sources, plot_comparison
+
+    *_, summary = built
+    sources = list(summary["runs"]["anneal"]["val_sources"])
+    axes = plot_anneal_sources(summary)
+    assert [ax.get_title() for ax in axes] == sources
+    assert all(ax.get_xlabel() and ax.get_ylabel() == "bits per byte" and len(ax.lines) == 2 for ax in axes)
+    ax = plot_comparison(summary["comparison"], PROBE_NAMES)
+    assert ax.get_title() and "percentage points" in ax.get_xlabel()
+    assert [t.get_text() for t in ax.get_yticklabels()] == [PROBE_NAMES[k] for k in summary["runs"]["anneal"]["probes"]]
+    plt.close("all")
 
 
 def test_midtrain_artifact_loads_without_training(built, tiny_budget, monkeypatch):

@@ -1,5 +1,7 @@
 """minilm.models.gpt: GPT-2 equivalence with Hugging Face, causality, KV cache, GQA, sizes, errors."""
 
+import re
+
 import pytest
 import torch
 
@@ -23,18 +25,41 @@ def make(config, seed=0):
     return GPT(config).eval()
 
 
-def test_matches_hugging_face_gpt2_logits():
+@pytest.mark.parametrize("settings", [
+    {},  # GPT-2 as released: gelu_new, tied embeddings
+    {"activation_function": "gelu"},  # exact GELU
+    {"activation_function": "gelu_pytorch_tanh"},
+    {"tie_word_embeddings": False},  # an unembedding of its own
+])
+def test_matches_hugging_face_gpt2_logits(settings):
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)
     hf_config = transformers.GPT2Config(vocab_size=300, n_positions=32, n_embd=64, n_layer=2, n_head=4,
-                                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+                                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, **settings)
     hf = transformers.GPT2LMHeadModel(hf_config).eval()
+    if settings.get("tie_word_embeddings") is False:  # make the two matrices differ, or the test sees nothing
+        with torch.no_grad():
+            hf.lm_head.weight.normal_()
+        assert hf.lm_head.weight.data_ptr() != hf.transformer.wte.weight.data_ptr()
     ours = GPT.from_hf_gpt2(hf).eval()
     idx = torch.randint(0, 300, (3, 32))
     with torch.no_grad():
         expected = hf(idx).logits
         got, _ = ours(idx)
     assert torch.allclose(got, expected, atol=1e-5, rtol=0), (got - expected).abs().max()
+
+
+@pytest.mark.parametrize("settings, named", [
+    ({"activation_function": "relu"}, "activation_function='relu'"),
+    ({"scale_attn_by_inverse_layer_idx": True}, "scale_attn_by_inverse_layer_idx=True"),
+    ({"scale_attn_weights": False}, "scale_attn_weights=False"),
+])
+def test_hugging_face_settings_that_change_the_logits_are_refused_by_name(settings, named):
+    transformers = pytest.importorskip("transformers")
+    hf_config = transformers.GPT2Config(vocab_size=300, n_positions=32, n_embd=64, n_layer=2, n_head=4, **settings)
+    hf = transformers.GPT2LMHeadModel(hf_config).eval()
+    with pytest.raises(ValueError, match=re.escape(named)):
+        GPT.from_hf_gpt2(hf)
 
 
 def test_from_pretrained_offline_is_a_clear_error(monkeypatch):

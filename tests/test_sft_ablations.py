@@ -200,6 +200,8 @@ def test_identity_runs_differ_only_in_the_identity_data(study):
         assert probe["n"] == len(probe["replies"]) and probe["rate"] == pytest.approx(probe["named"] / probe["n"])
     rows = ablations.identity_rows(identity)
     assert rows[0][:2] == ["with identity", f"{identity['runs']['with identity']['identity']['named']}/6"]
+    assert all(len(row) == len(ablations.IDENTITY_COLUMNS) for row in rows)
+    assert all(row[4] == ("✓ names itself" if "minilm" in row[3].lower() else "✗ does not") for row in rows)
 
 
 # -- reuse of the main SFT model, tables, plots, the artifact ------------------------------------

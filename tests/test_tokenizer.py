@@ -1,6 +1,7 @@
 """Byte-level BPE: training, the two encoders, GPT-4 equivalence, round trips, save/load."""
 
 import json
+import re
 import unicodedata
 from collections import Counter
 
@@ -334,6 +335,40 @@ def test_corrupted_file_is_a_clear_error(small_tokenizer, tmp_path):
     path.write_text(json.dumps(payload))
     with pytest.raises(TokenizerFileError, match="checksum mismatch"):
         Tokenizer.load(path)
+
+
+def _set(payload, path, value):
+    *parents, last = path
+    for key in parents:
+        payload = payload[key]
+    payload[last] = value
+
+
+@pytest.mark.parametrize("where, value, message", [
+    (["pattern"], "(unclosed", "split pattern does not compile"),
+    (["pattern"], 42, "'pattern' must be a str"),
+    (["special_tokens", "<|im_end|>"], "x", "special token '<|im_end|>' has id 'x'"),
+    (["special_tokens", "<|im_end|>"], 1.5, "has id 1.5"),
+    (["special_tokens", "<|im_end|>"], -3, "has id -3"),
+    (["special_tokens", "<|im_end|>"], 65, "collides with a learned token"),
+    (["merges", 3], [99999, 1, 259], "beyond the 259 tokens"),
+    (["merges", 3], [-1, 1, 259], "three ids >= 0"),
+    (["merges", 3], [1, 2], "three ids >= 0"),
+    (["merges", 3], [1, 2, 5000], "beyond the 259 tokens"),
+    (["merges"], {"a": 1}, "'merges' must be a list"),
+])
+def test_an_edited_file_with_a_valid_checksum_is_one_clear_line(small_tokenizer, tmp_path, where, value, message):
+    from minilm.text.tokenizer import _checksum
+
+    path = small_tokenizer.save(tmp_path / "tok.json")
+    payload = json.loads(path.read_text())
+    _set(payload, where, value)
+    payload.pop("sha256")
+    payload["sha256"] = _checksum(payload)  # as if edited by someone who knows the format
+    path.write_text(json.dumps(payload))
+    with pytest.raises(TokenizerFileError, match=re.escape(message)) as caught:
+        Tokenizer.load(path)
+    assert "\n" not in str(caught.value) and str(caught.value).startswith(str(path))
 
 
 @pytest.mark.parametrize("content, message", [("[1, 2]", "not a minilm tokenizer"),

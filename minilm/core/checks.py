@@ -33,6 +33,19 @@ def check_range(name: str, value, low, high) -> None:
         raise ConfigError(f"{name}={value!r} is out of range: it must be between {low} and {high}")
 
 
+def check_learning_rate(name: str, value, high: float = 10.0) -> None:
+    """Raise ConfigError unless ``value`` is a learning rate a stage can learn with: above 0.
+
+    >>> check_learning_rate("lr", 0.0)
+    Traceback (most recent call last):
+    ...
+    minilm.core.checks.ConfigError: lr=0.0: a learning rate of 0 (or less) trains nothing; give one above 0, at most 10.0
+    """
+    check_range(name, value, 0.0, high)
+    if value <= 0:
+        raise ConfigError(f"{name}={value!r}: a learning rate of 0 (or less) trains nothing; give one above 0, at most {high}")
+
+
 def check_count(name: str, value, low: int = 1, note: str = "") -> None:
     """Raise ValueError unless ``value`` is a whole number (an int or a numpy integer, not a bool
     or a float: 2.5 steps or True tokens are mistakes) of at least ``low``; ``note`` ends the message.

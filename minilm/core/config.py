@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from .checks import ConfigError, check_choice, check_range
+from .checks import ConfigError, check_choice, check_learning_rate, check_range
 
 BUDGET_NAMES = ("smoke", "laptop", "gpu")
 DEFAULT_BUDGET = "laptop"
@@ -164,8 +164,8 @@ class PretrainConfig:
         check_range("steps", self.steps, 1, 10**9)
         check_range("batch_size", self.batch_size, 1, 10**6)
         check_range("seq_len", self.seq_len, 8, 10**6)
-        check_range("lr", self.lr, 0.0, 10.0)
-        check_range("warmup_steps", self.warmup_steps, 0, 10**9)
+        check_learning_rate("lr", self.lr)
+        check_range("warmup_steps", self.warmup_steps, 0, self.steps - 1)  # else the peak rate is never reached
         check_choice("schedule", self.schedule, ("cosine", "wsd", "constant"))
         check_range("eval_every", self.eval_every, 0, 10**9)
         check_range("sample_every", self.sample_every, 0, 10**9)
@@ -236,10 +236,10 @@ class MidtrainConfig:
     def __post_init__(self):
         check_range("steps", self.steps, 1, 10**9)
         check_range("batch_size", self.batch_size, 1, 10**6)
-        check_range("lr", self.lr, 0.0, 10.0)
+        check_learning_rate("lr", self.lr)
         check_range("warmup_steps", self.warmup_steps, 0, self.steps - 1)
         check_choice("optimizer", self.optimizer, ("adamw", "muon"))
-        check_range("muon_lr", self.muon_lr, 0.0, 10.0)
+        check_learning_rate("muon_lr", self.muon_lr)
         check_mixture(self.mixture)
         check_range("tool_share", self.tool_share, 0.0, 0.95)
         check_range("curated_docs", self.curated_docs, 1, 10_000_000)
@@ -338,7 +338,7 @@ class SFTConfig:
     def __post_init__(self):
         check_range("steps", self.steps, 1, 10**9)
         check_range("batch_size", self.batch_size, 1, 10**6)
-        check_range("lr", self.lr, 0.0, 10.0)
+        check_learning_rate("lr", self.lr)
         check_range("warmup_steps", self.warmup_steps, 0, self.steps - 1)
         if not self.mix:
             raise ConfigError("mix=() is empty: give at least one (source, conversations)")

@@ -2,8 +2,10 @@
 
 Write to a temporary file in the same folder, flush it to disk, then rename it over the target
 (``os.replace`` is atomic on POSIX and Windows). An interrupted run leaves the old file intact and
-no temporary file behind; a killed one (no chance to clean up) may leave one, which the next write
-of the same file removes once it is an hour old.
+no temporary file behind; a killed one (no chance to clean up) may leave one. Its name holds the
+writer's process id, so the next start of the stage that wrote it (:func:`remove_orphan_temporaries`)
+and the next write of the same file remove it at once when that process is gone, and leave alone
+a temporary file that another process is writing right now.
 
 >>> import tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "note.txt"
@@ -27,7 +29,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
         if hasattr(os, "fchmod"):  # POSIX: mkstemp's 0600 would hide the file from other users
             os.fchmod(fd, _new_file_mode(path))
         with os.fdopen(fd, "wb") as f:
@@ -63,17 +65,56 @@ def _new_file_mode(path: Path) -> int:
         return 0o666 & ~_UMASK
 
 
-# A temporary file this old was left by a killed writer: no write of ours takes an hour, and a younger
-# one may belong to another process writing the same file right now.
+# A temporary file without a process id in its name (written before names held one) and this old
+# was left by a killed writer: no write of ours takes an hour.
 STALE_SECONDS = 3600
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # someone else's process, or a platform that cannot tell: leave its file alone
+    return True
+
+
+def _is_orphan(tmp: Path) -> bool:
+    """Whether ``tmp`` (``.<name>.<pid>.<random>.tmp``) was left by a writer that is gone."""
+    *_, pid, _random = tmp.name[: -len(".tmp")].rsplit(".", 2)
+    if pid.isdigit():
+        return int(pid) != os.getpid() and not _process_alive(int(pid))
+    return time.time() - tmp.stat().st_mtime > STALE_SECONDS
+
+
+def remove_orphan_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files that killed writers left in ``folder`` (not its subfolders);
+    returns them. A stage calls it when it starts, so a killed build leaves nothing behind for long.
+
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / ".model.pt.999999999.abc.tmp").write_bytes(b"half")  # no such process
+    >>> [p.name for p in remove_orphan_temporaries(folder)], list(folder.iterdir())
+    (['.model.pt.999999999.abc.tmp'], [])
+    """
+    removed = []
+    for tmp in Path(folder).glob(".*.tmp"):
+        try:
+            if _is_orphan(tmp):
+                tmp.unlink()
+                removed.append(tmp)
+        except (OSError, ValueError):  # gone already, not ours, or a name we did not write
+            pass
+    return removed
 
 
 def _remove_stale_temporaries(path: Path) -> None:
     for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
         try:
-            if time.time() - tmp.stat().st_mtime > STALE_SECONDS:
+            if _is_orphan(tmp):
                 tmp.unlink()
-        except OSError:  # gone already, or not ours to remove: it does not matter to this write
+        except (OSError, ValueError):  # gone already, or not ours to remove: it does not matter to this write
             pass
 
 

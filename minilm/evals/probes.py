@@ -59,8 +59,9 @@ def probe_facts(model, tokenizer, world: World, heldout: bool = False, shots: in
                 limit: int | None = None) -> dict:
     """Greedy few-shot completion of facts; a completion is right when it is exactly the value.
 
-    Returns accuracy overall and per attribute, the number of facts probed, chance, and a few
-    examples (prompt tail, gold, answer).
+    Returns accuracy overall and per attribute, the number of facts probed, chance, a few
+    examples (prompt tail, gold, answer) and ``right``: 1 or 0 per fact, in a fixed order, so that
+    two models probed alike compare question by question (:mod:`minilm.evals.intervals`).
     """
     rows = fact_prompts(world, heldout, shots, limit)
     answers = complete(model, tokenizer, [p for p, _, _ in rows], max_new_tokens=8, stop=".")
@@ -71,7 +72,7 @@ def probe_facts(model, tokenizer, world: World, heldout: bool = False, shots: in
         by_attribute[attribute] = sum(hits) / len(hits) if hits else 0.0
     examples = [(p.rsplit(". ", 1)[-1], gold, a.strip()) for (p, gold, _), a in list(zip(rows, answers))[:4]]
     return {"accuracy": sum(right) / max(1, len(right)), "n": len(right), "by_attribute": by_attribute,
-            "chance": fact_chance(), "examples": examples}
+            "chance": fact_chance(), "examples": examples, "right": [int(r) for r in right]}
 
 
 def arithmetic_prompts(world: World, n: int = 200, op: str = "+", digits: int = 2, shots: int = 3,
@@ -101,7 +102,8 @@ def arithmetic_prompts(world: World, n: int = 200, op: str = "+", digits: int = 
 
 def probe_arithmetic(model, tokenizer, world: World, n: int = 200, op: str = "+", digits: int = 2,
                      shots: int = 3) -> dict:
-    """Accuracy of greedy few-shot answers to held-out problems (the first integer must be right)."""
+    """Accuracy of greedy few-shot answers to held-out problems (the first integer must be right),
+    with ``right``: 1 or 0 per problem, in a fixed order."""
     rows = arithmetic_prompts(world, n, op, digits, shots)
     answers = complete(model, tokenizer, [p for p, _ in rows], max_new_tokens=digits + 4, stop="\n")
     right = []
@@ -109,7 +111,8 @@ def probe_arithmetic(model, tokenizer, world: World, n: int = 200, op: str = "+"
         found = _INTEGER.search(answer)
         right.append(found is not None and int(found.group()) == gold)
     examples = [(p.rsplit("\n", 1)[-1], gold, a.strip()) for (p, gold), a in list(zip(rows, answers))[:4]]
-    return {"accuracy": sum(right) / max(1, len(right)), "n": len(right), "examples": examples}
+    return {"accuracy": sum(right) / max(1, len(right)), "n": len(right), "examples": examples,
+            "right": [int(r) for r in right]}
 
 
 def probe_base_model(model, tokenizer, world: World, n: int = 200) -> dict:
@@ -349,6 +352,15 @@ def refusal_rows(knowledge: dict) -> list[list[str]]:
     return rows
 
 
+def names_itself(reply: str) -> bool:
+    """Does a reply to "who are you?" name the model (``minilm``)?
+
+    >>> names_itself("I'm minilm, a tiny model."), names_itself("I don't know.")
+    (True, False)
+    """
+    return "minilm" in reply.lower()
+
+
 def identity_rate(model, tokenizer, questions: Sequence[str] = IDENTITY_PROBES, max_new_tokens: int = 24) -> dict:
     """How often the model names itself (``minilm``) when asked who it is in words SFT never used.
 
@@ -362,6 +374,6 @@ def identity_rate(model, tokenizer, questions: Sequence[str] = IDENTITY_PROBES, 
                for q in questions]
     outputs = generate(model, prompts, max_new_tokens, stop_ids=(end,))
     replies = [tokenizer.decode([t for t in ids if t != end]) for ids in outputs]
-    named = sum("minilm" in r.lower() for r in replies)
+    named = sum(names_itself(r) for r in replies)
     return {"rate": round(named / max(1, len(replies)), 4), "named": named, "n": len(replies),
             "replies": [[q, r] for q, r in zip(questions, replies)]}

@@ -466,10 +466,30 @@ class GPT(nn.Module):
 
     @classmethod
     def from_hf_gpt2(cls, hf_model) -> "GPT":
-        """Our GPT with the weights of a Hugging Face ``GPT2LMHeadModel`` (same logits)."""
+        """Our GPT with the weights of a Hugging Face ``GPT2LMHeadModel`` (same logits).
+
+        Settings of the HF config that change the logits are either carried over (GELU exact or
+        tanh-approximated, tied or untied unembedding) or refused with the setting named; none is
+        ignored.
+        """
         c = hf_model.config
+        gelu = {"gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu": "none"}
+        refused = []
+        if c.activation_function not in gelu:
+            refused.append(f"activation_function={c.activation_function!r} (we have {', '.join(gelu)})")
+        if getattr(c, "scale_attn_by_inverse_layer_idx", False):
+            refused.append("scale_attn_by_inverse_layer_idx=True (scores divided by the layer number too)")
+        if not getattr(c, "scale_attn_weights", True):
+            refused.append("scale_attn_weights=False (scores not divided by sqrt(head size))")
+        if getattr(c, "add_cross_attention", False):
+            refused.append("add_cross_attention=True (an encoder-decoder block)")
+        if refused:
+            raise ValueError("this GPT-2 config changes the logits in ways our GPT does not implement: "
+                             + "; ".join(refused))
+        tied = getattr(c, "tie_word_embeddings", True)
         config = GPTConfig.gpt2(vocab_size=c.vocab_size, block_size=c.n_positions, n_layer=c.n_layer,
-                                n_head=c.n_head, n_embd=c.n_embd, norm_eps=c.layer_norm_epsilon, dropout=0.0)
+                                n_head=c.n_head, n_embd=c.n_embd, norm_eps=c.layer_norm_epsilon, dropout=0.0,
+                                gelu_approximate=gelu[c.activation_function], tie_embeddings=tied)
         if (c.n_inner or 4 * c.n_embd) != config.mlp_hidden:
             raise ValueError(f"n_inner={c.n_inner} is not 4 x n_embd: not a GPT-2 shape we can load")
         model = cls(config)
@@ -479,6 +499,8 @@ class GPT(nn.Module):
         transposed = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
         mapping = {"wte.weight": "transformer.wte.weight", "wpe.weight": "transformer.wpe.weight",
                    "ln_f.weight": "transformer.ln_f.weight", "ln_f.bias": "transformer.ln_f.bias"}
+        if not tied:
+            mapping["lm_head.weight"] = "lm_head.weight"
         for i in range(config.n_layer):
             for name in ("ln_1.weight", "ln_1.bias", "ln_2.weight", "ln_2.bias", "attn.c_attn.weight",
                          "attn.c_attn.bias", "attn.c_proj.weight", "attn.c_proj.bias", "mlp.c_fc.weight",

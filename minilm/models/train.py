@@ -258,10 +258,24 @@ def _metrics(nats: float, tokens: float, bytes_: float) -> dict:
     return result
 
 
-@torch.no_grad()
 def _evaluation_totals(model, tokens: np.ndarray, seq_len: int, batch_size: int, max_tokens: int,
                        byte_lengths: np.ndarray | None = None, device="cpu", mask: np.ndarray | None = None):
     """``(nats, targets, bytes)`` summed over the first ``max_tokens`` of one stream or set of rows."""
+    nats, targets, bytes_ = window_totals(model, tokens, seq_len, batch_size, max_tokens, byte_lengths, device, mask)
+    if not targets.sum():
+        raise ValueError("the loss mask leaves no target to evaluate")
+    return float(nats.sum()), int(targets.sum()), int(bytes_.sum())
+
+
+@torch.no_grad()
+def window_totals(model, tokens: np.ndarray, seq_len: int, batch_size: int, max_tokens: int,
+                  byte_lengths: np.ndarray | None = None, device="cpu",
+                  mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What :func:`evaluate` sums, window by window: three arrays with one entry per evaluation
+    window of one stream (or set of rows): the window's loss in nats, its targets, and their bytes
+    (zeros without ``byte_lengths``). Two models measured on the same windows can be compared
+    window by window, e.g. with a paired bootstrap (:mod:`minilm.evals.intervals`).
+    """
     check_rows(tokens, seq_len, mask)
     was_training = model.training
     model.eval()
@@ -274,7 +288,7 @@ def _evaluation_totals(model, tokens: np.ndarray, seq_len: int, batch_size: int,
             raise ValueError(f"need at least seq_len + 1 = {seq_len + 1} tokens to evaluate, got {len(tokens)}")
         windows = np.stack([tokens[s : s + seq_len + 1] for s in starts])
         masks = np.stack([mask[s : s + seq_len + 1] for s in starts]) if mask is not None else None
-    total_nats, total_tokens, total_bytes = 0.0, 0, 0
+    nats_, targets_, bytes_ = [], [], []
     for first in range(0, len(windows), batch_size):
         window = windows[first : first + batch_size].astype(np.int64)
         targets = window[:, 1:]
@@ -282,15 +296,13 @@ def _evaluation_totals(model, tokens: np.ndarray, seq_len: int, batch_size: int,
         x, y = torch.from_numpy(window[:, :-1]).to(device), torch.from_numpy(np.where(keep, targets, -1)).to(device)
         logits, _ = model(x)
         nats = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1),
-                                                 ignore_index=-1, reduction="sum")
-        total_nats += nats.item()
-        total_tokens += int(keep.sum())
-        if byte_lengths is not None:
-            total_bytes += int(byte_lengths[targets][keep].sum())
-    if not total_tokens:
-        raise ValueError("the loss mask leaves no target to evaluate")
+                                                 ignore_index=-1, reduction="none").reshape(y.shape)
+        nats_.append(nats.sum(dim=1).double().cpu().numpy())
+        targets_.append(keep.sum(axis=1))
+        bytes_.append((byte_lengths[targets] * keep).sum(axis=1) if byte_lengths is not None
+                      else np.zeros(len(window), dtype=np.int64))
     model.train(was_training)
-    return total_nats, total_tokens, total_bytes
+    return np.concatenate(nats_), np.concatenate(targets_).astype(np.int64), np.concatenate(bytes_).astype(np.int64)
 
 
 # ----------------------------------------------------------------------------------------------

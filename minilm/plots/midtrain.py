@@ -58,6 +58,53 @@ def plot_anneal_curves(summary: dict, base_history: list[dict] | None = None, ax
     return axes
 
 
+def plot_anneal_sources(summary: dict, base_history: list[dict] | None = None, axes=None):
+    """Validation bits per byte of every pretraining source against the mid-training step, both
+    runs side by side (the loop's periodic evaluation); ``base_history`` adds the base model's last
+    evaluation at step 0."""
+    import matplotlib.pyplot as plt
+
+    runs = summary["runs"]
+    sources = list(next(iter(runs.values()))["val_sources"])
+    if axes is None:
+        _, axes = plt.subplots(1, len(sources), figsize=(2.9 * len(sources), 3.0), sharex=True)
+    last = [h for h in (base_history or []) if "val_loss" in h][-1:]
+    for ax, source in zip(axes, sources):
+        key = f"val_{source}_bpb"
+        for n, (run, record) in enumerate(runs.items()):
+            points = [(0, h[key]) for h in last if key in h] + [(h["step"], h[key]) for h in record["history"] if key in h]
+            ax.plot(*zip(*points), "o-", ms=3, color=f"C{n}", label=RUN_LABELS.get(run, run))
+        ax.set(title=source, xlabel="mid-training step", ylabel="bits per byte")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    axes[0].figure.suptitle("Validation by source (pretraining's held-out text), periodic evaluation")
+    return axes
+
+
+def plot_comparison(comparison: dict, names: dict | None = None, ax=None):
+    """Annealed minus continued for every probe, in percentage points, with 95% paired bootstrap
+    intervals over the questions (``summary["comparison"]``): a bar that crosses zero is a
+    difference the evaluation cannot tell from noise."""
+    import matplotlib.pyplot as plt
+
+    names = names or {}
+    keys = [k for k in comparison if not k.startswith("val_")]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 0.5 + 0.55 * len(keys)))
+    for y, key in enumerate(keys):
+        d = comparison[key]
+        colour = {"higher": "C2", "lower": "C3"}.get(d["verdict"], "C7")
+        ax.errorbar(100 * d["value"], y, xerr=[[100 * (d["value"] - d["low"])], [100 * (d["high"] - d["value"])]],
+                    fmt="o", color=colour, capsize=4)
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_yticks(range(len(keys)), [names.get(k, k) for k in keys])
+    ax.invert_yaxis()
+    ax.set(title="Annealed minus continued (95% interval over the questions)",
+           xlabel="difference in accuracy (percentage points)")
+    ax.grid(alpha=0.3, axis="x")
+    return ax
+
+
 def plot_tool_accuracy(rows: list[dict], ax=None):
     """Accuracy on held-out problems by operand size: without the tool and with the calculator."""
     import matplotlib.pyplot as plt

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
 from ..core.config import Budget, runs_dir
-from ..core.files import read_json, write_json
+from ..core.files import read_json, remove_orphan_temporaries, write_json
 from ..models.checkpoint import load_model
 
 # Bump when the corpus cleaning changes, so artifacts built from the old text are not reused.
@@ -42,6 +43,7 @@ def trained_model_artifact(path: Path, build) -> tuple:
     ``<path>.partial.pt`` as it goes, and both files are renamed into place once complete."""
     summary_path = path.with_suffix(".json")
     partial = path.with_suffix(".partial.pt")
+    remove_orphan_temporaries(path.parent)
     recover_finished(path, partial)
     if not (path.exists() and summary_path.exists()):
         model, summary = build(partial)
@@ -87,6 +89,9 @@ def with_settings(budget: Budget, section: str, short_warmup: bool = False, **ch
     if not changes:
         return budget
     settings = getattr(budget, section)
-    if short_warmup and changes.get("steps") is not None and changes["steps"] >= 1:
-        changes["warmup_steps"] = min(settings.warmup_steps, changes["steps"] - 1)
+    steps = changes.get("steps")
+    if short_warmup and steps is not None and steps >= 1 and settings.warmup_steps > steps - 1:
+        warnings.warn(f"{section}: warmup_steps={settings.warmup_steps} does not fit in {steps} steps (at most "
+                      f"{steps - 1}); warming up over {steps - 1} instead", stacklevel=2)
+        changes["warmup_steps"] = steps - 1
     return budget.with_overrides(**{section: replace(settings, **changes)})

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.config import Budget, as_budget
-from ..core.files import read_json, write_json
+from ..core.files import read_json, remove_orphan_temporaries, write_json
 from ..data.contamination import world_eval_texts
 from ..data.shards import is_complete, load_index, write_shards
 from ..data.sources import StepLog, mix, process, source_documents, to_dataset
@@ -46,6 +46,8 @@ def artifact(budget: Budget | str | None = None, progress: bool = True, num_proc
     key = data_key(budget)
     out = path(budget)
     report_path = out / "build_report.json"
+    for folder in (out, out.parent):
+        remove_orphan_temporaries(folder)
     if is_complete(out, key) and report_path.exists():
         report = read_json(report_path)
         # Where the shards are now: a runs folder copied or moved elsewhere must not read the old one.

@@ -44,13 +44,13 @@ import torch
 from ..core.checks import ConfigError
 from ..core.config import Budget, as_budget
 from ..core.device import best_device
-from ..core.files import read_json, write_json
+from ..core.files import read_json, remove_orphan_temporaries, write_json
 from ..core.tables import markdown_table
 from ..data.contamination import world_eval_texts
 from ..data.sources import mix, process, source_documents, to_dataset
 from ..models.checkpoint import load_model
 from ..models.gpt import GPT
-from ..models.train import TrainConfig, evaluate, token_byte_lengths, train
+from ..models.train import TrainConfig, evaluate, token_byte_lengths, train, window_totals
 from ..text.tokenizer import CALC_END, CALC_START, ENDOFTEXT, RESULT_END, RESULT_START
 from . import pretrain, tokenizer as tokenizer_stage
 from .artifact import artifact_dir, content_key, recover_finished, with_settings
@@ -215,6 +215,21 @@ def task_probes(model, tokenizer, world, n: int) -> dict:
             "addition_3digit": probe_arithmetic(model, tokenizer, world, n, "+", 3)}
 
 
+def compare_runs(runs: dict, windows: dict, weights: dict) -> dict:
+    """Annealed minus continued, with 95% paired bootstrap intervals over the evaluation items:
+    each probe's questions (accuracy) and the validation windows of every source (the mixture's
+    loss and bits per byte, weighted as pretraining was). Intervals cover the evaluation's noise,
+    not the seed's: one training run per mix."""
+    from ..evals.intervals import accuracy_difference, loss_difference
+
+    a, c = runs["anneal"], runs["continue"]
+    result = {key: accuracy_difference(a["probes"][key]["right"], c["probes"][key]["right"]).as_dict()
+              for key in a["probes"]}
+    for metric in ("loss", "bpb"):
+        result[f"val_{metric}"] = loss_difference(windows["anneal"], windows["continue"], weights, metric).as_dict()
+    return result
+
+
 _RESULT = re.compile(re.escape(RESULT_START) + r"(.*?)" + re.escape(RESULT_END))
 
 
@@ -286,9 +301,13 @@ def midtrain(budget: Budget | str | None = None, checkpoint_prefix: str | Path |
     # probes with the same prompts): its summary gives the starting point.
     probe_n = base_summary["probes"]["addition_2digit"]["n"]
 
-    def measure(model) -> dict:
+    windows = {}  # run -> source -> the validation windows' totals, for the comparison's interval
+
+    def measure(run: str, model) -> dict:
         model.eval()
         final = evaluate(model, val_tokens, cfg.seq_len, 64, 10**9, byte_lengths, device)
+        windows[run] = {source: window_totals(model, stream, cfg.seq_len, 64, 10**9, byte_lengths, device)
+                        for source, stream in val_tokens.items()}
         probes = task_probes(model, tokenizer, world, probe_n)
         return {"val_loss": final["loss"], "val_bpb": final["bpb"], "val_sources": pretrain.by_source(final, val_tokens),
                 "probes": probes}
@@ -313,7 +332,8 @@ def midtrain(budget: Budget | str | None = None, checkpoint_prefix: str | Path |
         models[run] = plain_gpt(model)
         summary["runs"][run] = {"tokens_available": int(len(tokens)), "seconds": round(result.seconds, 1),
                                 "tokens_per_s": round(result.tokens_per_s), "history": result.history,
-                                **measure(models[run])}
+                                **measure(run, models[run])}
+    summary["comparison"] = compare_runs(summary["runs"], windows, val_tokens.weights)
     tools_started = time.perf_counter()
     summary["tools"] = tool_use_table(models["anneal"], tokenizer, world, m.tool_digits, m.probe_n)
     summary["tools_seconds"] = round(time.perf_counter() - tools_started, 1)
@@ -325,7 +345,7 @@ def midtrain(budget: Budget | str | None = None, checkpoint_prefix: str | Path |
 # The artifact
 
 # Bump when mid-training changes what its model holds or how it is trained.
-MIDTRAIN_VERSION = 1
+MIDTRAIN_VERSION = 2  # 2: per-item probe results and the runs' comparison with intervals
 
 
 def path(budget: Budget) -> Path:
@@ -348,6 +368,7 @@ def artifact(budget: Budget | str | None = None, progress: bool = True, device: 
     file = path(budget)
     summary_path = file.with_suffix(".json")
     prefix = file.with_suffix("")
+    remove_orphan_temporaries(file.parent)
     recover_finished(file, Path(f"{prefix}.anneal.partial.pt"))
     if not (file.exists() and summary_path.exists()):
         model, summary = midtrain(budget, checkpoint_prefix=prefix, device=device, progress=progress)

@@ -201,7 +201,7 @@ FLAGS = {"depth": (int, "layers (width = 64 x depth); default: the budget's"),
 
 
 def configure(budget: Budget, **changes) -> Budget:
-    return with_settings(budget, "pretrain", **changes)
+    return with_settings(budget, "pretrain", short_warmup=True, **changes)
 
 
 def report(result) -> str:

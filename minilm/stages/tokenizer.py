@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..core.config import Budget, as_budget
+from ..core.files import remove_orphan_temporaries
 from ..models.checkpoint import load_model
 from ..text.corpus import shakespeare_texts
 from ..text.tokenizer import FILE_VERSION, Tokenizer
@@ -37,6 +38,7 @@ def artifact(budget: Budget | str | None = None, progress: bool = True) -> Token
     """The budget's tokenizer: loaded if built before, else trained (Shakespeare + tiny world) and saved."""
     budget = as_budget(budget)
     file = path(budget)
+    remove_orphan_temporaries(file.parent)
     if file.exists():
         return Tokenizer.load(file)
     tokenizer = Tokenizer.from_config(training_texts(budget), budget.tokenizer, progress=progress)

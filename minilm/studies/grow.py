@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from ..core.checks import check_count, check_range
+from ..evals.intervals import Difference, loss_difference
 from ..models.gpt import GPT
 
 
@@ -124,6 +125,11 @@ class GrowthResult:
     flops_per_step: dict[str, float] = field(default_factory=dict)  # small and grown shapes
     params: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    # Final validation loss, grown minus scratch, on every validation window (the curves' last
+    # points read the first eval_tokens only), with a paired bootstrap interval over the windows:
+    # it covers the evaluation's noise, not the seed's.
+    final_difference: Difference | None = None
+    eval_tokens: int = 0  # per source, for the curves' points
 
     def final(self, name: str) -> float:
         return self.curves[name][-1][1]
@@ -143,7 +149,7 @@ def growth_experiment(train_tokens: np.ndarray, val_tokens: np.ndarray, small_co
     a decayed learning rate; the small model's phase ends without a decay, like a stable-phase
     checkpoint. FLOPs per token come from ``GPT.flops_per_token`` (the unembedding counted).
     """
-    from ..models.train import TrainConfig, evaluate, train
+    from ..models.train import SourceTokens, TrainConfig, evaluate, train, window_totals
 
     if steps < 2:
         raise ValueError(f"steps={steps} must be at least 2")
@@ -155,7 +161,7 @@ def growth_experiment(train_tokens: np.ndarray, val_tokens: np.ndarray, small_co
                            schedule=schedule, min_lr_ratio=0.0, eval_every=eval_every, eval_tokens=eval_tokens,
                            seed=seed)
 
-    result = GrowthResult()
+    result = GrowthResult(eval_tokens=eval_tokens)
     torch.manual_seed(seed)
     small = GPT(small_config)
     tokens_per_step = batch_size * seq_len
@@ -183,4 +189,8 @@ def growth_experiment(train_tokens: np.ndarray, val_tokens: np.ndarray, small_co
     result.flops = {"small + grown": steps * (small_flops + grown_flops), "scratch": scratch_steps * grown_flops}
     result.flops_per_step = {"small": small_flops, "grown": grown_flops}
     result.params = {"small": small.num_params(), "grown": grown.num_params()}
+    sets = val_tokens if isinstance(val_tokens, SourceTokens) else {"validation": val_tokens}
+    windows = [{source: window_totals(m, stream, seq_len, 64, 10**9, device=device) for source, stream in sets.items()}
+               for m in (grown, scratch)]
+    result.final_difference = loss_difference(*windows, getattr(sets, "weights", None), seed=seed)
     return result

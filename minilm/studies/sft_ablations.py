@@ -473,17 +473,21 @@ def hallucination_rows(study: dict) -> list[list[str]]:
             for name, r in study["runs"].items()]
 
 
-IDENTITY_COLUMNS = ("run", "names itself", "question", "reply")
+IDENTITY_COLUMNS = ("run", "names itself", "question", "reply", "right?")
 
 
 def identity_rows(study: dict, replies: int = 2) -> list[list[str]]:
-    """Per run, the identity rate and its first ``replies`` (question, reply) pairs, one per row."""
+    """Per run, the identity rate and its first ``replies`` (question, reply) pairs, one per row,
+    each reply marked right (names the model) or wrong."""
+    from ..evals.probes import names_itself
+
     rows = []
     for name, r in study["runs"].items():
         identity = r["identity"]
         for n, (question, reply) in enumerate(identity["replies"][:replies]):
             first = n == 0
+            mark = "✓ names itself" if names_itself(reply) else "✗ does not"
             rows.append([name if first else "", f"{identity['named']}/{identity['n']}" if first else "", question,
-                         reply.strip() or "(empty)"])
+                         reply.strip() or "(empty)", mark])
     return rows
 

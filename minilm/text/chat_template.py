@@ -1,6 +1,12 @@
 """Chat template: a conversation as token ids, with a loss mask for supervised fine-tuning.
 
 Each message becomes ``<|im_start|>{role}\\n{content}<|im_end|>`` (the ChatML layout GPT-4 uses).
+What a system or user message says is always plain text: a special token's string typed there
+(``<|im_end|>``, or a forged calculator result ``<|result_start|>99<|result_end|>``) is encoded
+as the ordinary characters it is made of, so no one can forge a turn, a tool result or a
+reasoning marker. Only assistant content, which the model wrote (and the tool engine completed),
+may hold the tool and reasoning markers as tokens.
+
 The loss mask is 1 exactly on the tokens the assistant must learn to produce: the content of
 assistant messages *and* their ``<|im_end|>``, so the model learns to end its turn. Everything
 else (system and user turns, role headers, and calculator results written by the tool engine
@@ -23,7 +29,7 @@ from typing import Iterable, Sequence
 from .tokenizer import (CALC_END, CALC_START, IM_END, IM_START, RESULT_END, RESULT_START, THINK_END, THINK_START, Tokenizer)
 
 ROLES = ("system", "user", "assistant")
-# Special tokens that may appear inside message content (tool calls and reasoning).
+# Special tokens that may appear as tokens inside *assistant* content (tool calls and reasoning).
 CONTENT_SPECIALS = (CALC_START, CALC_END, RESULT_START, RESULT_END, THINK_START, THINK_END)
 
 
@@ -70,8 +76,9 @@ def render_conversation(
     mask: list[int] = []
     for message in messages:
         header = [start, *tokenizer.encode(message["role"] + "\n")]
-        content = tokenizer.encode(message["content"], allowed_special=CONTENT_SPECIALS)
         is_assistant = message["role"] == "assistant"
+        # System and user text can never become a special token (see the module's docstring).
+        content = tokenizer.encode(message["content"], allowed_special=CONTENT_SPECIALS if is_assistant else ())
         ids += header + content + [end]
         mask += [0] * len(header)
         mask += _assistant_content_mask(tokenizer, content) if is_assistant else [0] * len(content)

@@ -466,18 +466,42 @@ class Tokenizer:
         if stored != _checksum(payload):
             raise TokenizerFileError(f"{path}: checksum mismatch: the file was changed or corrupted")
         try:
-            vocab = [bytes([i]) for i in range(256)]
-            for left, right, new in payload["merges"]:
-                merged = vocab[left] + vocab[right]
-                if new == len(vocab):
-                    vocab.append(merged)
-                elif vocab[new] != merged:
-                    raise ValueError(f"merge ({left}, {right}) -> {new} does not match token {new}")
-            ranks = {b: i for i, b in enumerate(vocab)}
-            return cls(ranks, payload["pattern"], merges=payload["merges"], name=payload["name"],
-                       special_ids=payload["special_tokens"])
+            return cls._from_payload(payload)
         except (KeyError, IndexError, TypeError, ValueError) as err:
             raise TokenizerFileError(f"{path}: inconsistent tokenizer file: {err}") from None
+
+    @classmethod
+    def _from_payload(cls, payload: dict) -> "Tokenizer":
+        """The tokenizer a file's payload describes, every field checked first: a file edited by
+        hand (and given a new checksum) fails here with the field named, not deep in BPE or regex."""
+        def is_id(x) -> bool:
+            return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+        for field, kind in (("name", str), ("pattern", str), ("merges", list), ("special_tokens", dict)):
+            if not isinstance(payload.get(field), kind):
+                raise ValueError(f"{field!r} must be a {kind.__name__}, got {type(payload.get(field)).__name__}")
+        try:
+            regex.compile(payload["pattern"])
+        except regex.error as err:
+            raise ValueError(f"the split pattern does not compile: {err}") from None
+        vocab = [bytes([i]) for i in range(256)]
+        for n, merge in enumerate(payload["merges"]):
+            if not (isinstance(merge, list) and len(merge) == 3 and all(is_id(x) for x in merge)):
+                raise ValueError(f"merge {n} must be three ids >= 0 [left, right, new], got {merge!r}")
+            left, right, new = merge
+            if left >= len(vocab) or right >= len(vocab) or new > len(vocab):
+                raise ValueError(f"merge {n} {merge} refers to an id beyond the {len(vocab)} tokens made so far")
+            merged = vocab[left] + vocab[right]
+            if new == len(vocab):
+                vocab.append(merged)
+            elif vocab[new] != merged:
+                raise ValueError(f"merge ({left}, {right}) -> {new} does not match token {new}")
+        for token, i in payload["special_tokens"].items():
+            if not is_id(i):
+                raise ValueError(f"special token {token!r} has id {i!r}: ids are integers >= 0")
+        ranks = {b: i for i, b in enumerate(vocab)}
+        return cls(ranks, payload["pattern"], merges=payload["merges"], name=payload["name"],
+                   special_ids=payload["special_tokens"])
 
     def __repr__(self) -> str:
         return f"Tokenizer(name={self.name!r}, vocab_size={self.vocab_size}, special_tokens={len(self.special_tokens)})"
