@@ -44,7 +44,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             raise OSError(err.errno, f"cannot write {path}: {err.strerror or err} (is its folder writable, "
                                      "with space left? MINILM_RUNS moves the runs folder)") from err
         raise
-    _remove_stale_temporaries(path)
+    remove_orphan_temporaries(path.parent, path.name)
 
 
 def _current_umask() -> int:
@@ -88,9 +88,10 @@ def _is_orphan(tmp: Path) -> bool:
     return time.time() - tmp.stat().st_mtime > STALE_SECONDS
 
 
-def remove_orphan_temporaries(folder: str | os.PathLike) -> list[Path]:
-    """Remove the temporary files that killed writers left in ``folder`` (not its subfolders);
-    returns them. A stage calls it when it starts, so a killed build leaves nothing behind for long.
+def remove_orphan_temporaries(folder: str | os.PathLike, name: str | None = None) -> list[Path]:
+    """Remove the temporary files that killed writers left in ``folder`` (not its subfolders), of
+    the file ``name`` only when given; returns them. A stage calls it when it starts, and every
+    write for its own file, so a killed build leaves nothing behind for long.
 
     >>> import tempfile, pathlib
     >>> folder = pathlib.Path(tempfile.mkdtemp())
@@ -99,23 +100,14 @@ def remove_orphan_temporaries(folder: str | os.PathLike) -> list[Path]:
     (['.model.pt.999999999.abc.tmp'], [])
     """
     removed = []
-    for tmp in Path(folder).glob(".*.tmp"):
+    for tmp in Path(folder).glob(f".{glob.escape(name)}.*.tmp" if name else ".*.tmp"):
         try:
             if _is_orphan(tmp):
                 tmp.unlink()
                 removed.append(tmp)
-        except (OSError, ValueError):  # gone already, not ours, or a name we did not write
+        except (OSError, ValueError):  # gone already, not ours to remove, or a name we did not write
             pass
     return removed
-
-
-def _remove_stale_temporaries(path: Path) -> None:
-    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        try:
-            if _is_orphan(tmp):
-                tmp.unlink()
-        except (OSError, ValueError):  # gone already, or not ours to remove: it does not matter to this write
-            pass
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

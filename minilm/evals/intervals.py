@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..models.train import mixture_per_token
+
 __all__ = ["Difference", "accuracy_difference", "loss_difference", "VERDICT_WORDS"]
 
 # How prose names a verdict, by what is compared: for accuracy higher is better, for a loss lower is.
@@ -123,13 +125,11 @@ def loss_difference(windows_a: dict, windows_b: dict, weights: dict | None = Non
     _check(confidence, n_boot)
     rng = np.random.default_rng(seed)
     total = sum(weights.values())
+    shares = {source: w / total for source, w in weights.items()}
 
     def mixture(sums: dict) -> np.ndarray:  # sums: source -> (nats, targets, bytes), arrays over draws
-        nats = sum(weights[s] / total * n / t for s, (n, t, _) in sums.items())
-        if metric == "loss":
-            return nats
-        bytes_ = sum(weights[s] / total * b / t for s, (_, t, b) in sums.items())
-        return nats / np.log(2) / bytes_
+        nats, bytes_ = mixture_per_token(sums, shares)
+        return nats if metric == "loss" else nats / np.log(2) / bytes_
 
     observed, draws, n = {}, {}, 0
     for source in windows_a:

@@ -239,14 +239,33 @@ def evaluate(model, tokens, seq_len: int, batch_size: int, max_tokens: int,
     if isinstance(tokens, SourceTokens):
         if mask is not None:
             raise ValueError("a loss mask applies to one stream, not to validation sets by source")
-        result, nats, bytes_ = {}, 0.0, 0.0  # per token of the mixture: weighted means over the sources
-        for source, stream in tokens.items():
-            one = _evaluation_totals(model, stream, seq_len, batch_size, max_tokens, byte_lengths, device)
-            result.update({f"{source}_{k}": v for k, v in _metrics(*one).items() if k != "perplexity"})
-            nats += tokens.weights[source] * one[0] / one[1]
-            bytes_ += tokens.weights[source] * one[2] / one[1]
-        return _metrics(nats, 1.0, bytes_) | result
+        totals = {source: _evaluation_totals(model, stream, seq_len, batch_size, max_tokens, byte_lengths, device)
+                  for source, stream in tokens.items()}
+        return source_metrics(totals, tokens.weights)
     return _metrics(*_evaluation_totals(model, tokens, seq_len, batch_size, max_tokens, byte_lengths, device, mask))
+
+
+def mixture_per_token(totals: dict, weights: dict) -> tuple:
+    """``(nats, bytes)`` per token of the mixture as trained, from each source's ``(nats, targets,
+    bytes)`` totals: the sources' means per token, weighted by ``weights`` (which sum to 1). Works
+    on numbers or on numpy arrays of them (a bootstrap's draws, :mod:`minilm.evals.intervals`).
+
+    >>> mixture_per_token({"a": (10.0, 5, 20), "b": (2.0, 2, 2)}, {"a": 0.5, "b": 0.5})
+    (1.5, 2.5)
+    """
+    nats = sum(weights[source] * n / t for source, (n, t, _) in totals.items())
+    bytes_ = sum(weights[source] * b / t for source, (_, t, b) in totals.items())
+    return nats, bytes_
+
+
+def source_metrics(totals: dict, weights: dict) -> dict:
+    """What :func:`evaluate` returns for validation sets by source, from each source's ``(nats,
+    targets, bytes)`` totals (:func:`sum_windows` of :func:`window_totals`)."""
+    result = {}
+    for source, one in totals.items():
+        result.update({f"{source}_{k}": v for k, v in _metrics(*one).items() if k != "perplexity"})
+    nats, bytes_ = mixture_per_token(totals, weights)
+    return _metrics(nats, 1.0, bytes_) | result
 
 
 def _metrics(nats: float, tokens: float, bytes_: float) -> dict:
@@ -261,7 +280,11 @@ def _metrics(nats: float, tokens: float, bytes_: float) -> dict:
 def _evaluation_totals(model, tokens: np.ndarray, seq_len: int, batch_size: int, max_tokens: int,
                        byte_lengths: np.ndarray | None = None, device="cpu", mask: np.ndarray | None = None):
     """``(nats, targets, bytes)`` summed over the first ``max_tokens`` of one stream or set of rows."""
-    nats, targets, bytes_ = window_totals(model, tokens, seq_len, batch_size, max_tokens, byte_lengths, device, mask)
+    return sum_windows(*window_totals(model, tokens, seq_len, batch_size, max_tokens, byte_lengths, device, mask))
+
+
+def sum_windows(nats: np.ndarray, targets: np.ndarray, bytes_: np.ndarray) -> tuple[float, int, int]:
+    """``(nats, targets, bytes)`` of a whole evaluation from :func:`window_totals`' arrays."""
     if not targets.sum():
         raise ValueError("the loss mask leaves no target to evaluate")
     return float(nats.sum()), int(targets.sum()), int(bytes_.sum())

@@ -50,7 +50,7 @@ from ..data.contamination import world_eval_texts
 from ..data.sources import mix, process, source_documents, to_dataset
 from ..models.checkpoint import load_model
 from ..models.gpt import GPT
-from ..models.train import TrainConfig, evaluate, token_byte_lengths, train, window_totals
+from ..models.train import TrainConfig, source_metrics, sum_windows, token_byte_lengths, train, window_totals
 from ..text.tokenizer import CALC_END, CALC_START, ENDOFTEXT, RESULT_END, RESULT_START
 from . import pretrain, tokenizer as tokenizer_stage
 from .artifact import artifact_dir, content_key, recover_finished, with_settings
@@ -233,6 +233,19 @@ def compare_runs(runs: dict, windows: dict, weights: dict) -> dict:
 _RESULT = re.compile(re.escape(RESULT_START) + r"(.*?)" + re.escape(RESULT_END))
 
 
+def tool_answer_right(text: str, answer: str) -> bool:
+    """Is the calculator's result in ``text`` (between the result tokens) the ``answer``? Text with
+    no result, such as the model's own digits after a call with the tool off, is not right.
+
+    >>> tool_answer_right("<|calc_start|>2+3<|calc_end|><|result_start|>5<|result_end|>", "5")
+    True
+    >>> tool_answer_right("<|calc_start|>2+3<|calc_end|>5", "5")
+    False
+    """
+    found = _RESULT.search(text)
+    return found is not None and found.group(1).strip() == answer
+
+
 def probe_tool_arithmetic(model, tokenizer, world, n: int = 200, op: str = "+", digits: int = 3) -> dict:
     """Held-out problems asked as calculator practice (``a+b=``), answered with the tool on.
 
@@ -249,9 +262,8 @@ def probe_tool_arithmetic(model, tokenizer, world, n: int = 200, op: str = "+", 
     texts = complete(model, tokenizer, prompts, max_new_tokens=3 * digits + 10, stop="\n", tools=True)
     right, called = [], []
     for item, text in zip(items, texts):
-        found = _RESULT.search(text)
         called.append(CALC_START in text)
-        right.append(found is not None and found.group(1).strip() == item.answer)
+        right.append(tool_answer_right(text, item.answer))
     examples = [(p.rsplit("\n", 1)[-1], i.answer, t) for p, i, t in list(zip(prompts, items, texts))[:4]]
     return {"accuracy": sum(right) / max(1, len(right)), "called": sum(called) / max(1, len(called)),
             "n": len(right), "examples": examples}
@@ -305,9 +317,10 @@ def midtrain(budget: Budget | str | None = None, checkpoint_prefix: str | Path |
 
     def measure(run: str, model) -> dict:
         model.eval()
-        final = evaluate(model, val_tokens, cfg.seq_len, 64, 10**9, byte_lengths, device)
         windows[run] = {source: window_totals(model, stream, cfg.seq_len, 64, 10**9, byte_lengths, device)
                         for source, stream in val_tokens.items()}
+        # evaluate()'s figures, from the same windows (one pass over the validation sets, not two)
+        final = source_metrics({source: sum_windows(*w) for source, w in windows[run].items()}, val_tokens.weights)
         probes = task_probes(model, tokenizer, world, probe_n)
         return {"val_loss": final["loss"], "val_bpb": final["bpb"], "val_sources": pretrain.by_source(final, val_tokens),
                 "probes": probes}
@@ -430,7 +443,7 @@ def tool_example(summary: dict) -> tuple[str, str, str]:
     '4+5='
     """
     examples = [e for row in sorted(summary["tools"], key=lambda r: -r["digits"]) for e in row["examples"]]
-    right = [e for e in examples if f"{RESULT_START}{e[1]}{RESULT_END}" in e[2]]
+    right = [e for e in examples if tool_answer_right(e[2], e[1])]
     called = [e for e in examples if CALC_START in e[2]]
     return tuple((right or called or examples)[0])
 

@@ -149,8 +149,8 @@ def run_ablation(configs: dict[str, GPTConfig], train_tokens: np.ndarray, val_to
 
     if len(seeds) < 1 or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds={seeds!r}: give one or more different seeds")
-    jobs = [(i, name, cfg, seed, seed == seeds[0]) for i, (seed, (name, cfg))
-            in enumerate((seed, item) for seed in seeds for item in configs.items())]
+    runs_to_train = [(name, cfg, seed) for seed in seeds for name, cfg in configs.items()]
+    jobs = [(i, name, cfg, seed, seed == seeds[0]) for i, (name, cfg, seed) in enumerate(runs_to_train)]
     data = dict(train_tokens=train_tokens, val_tokens=val_tokens, train_config=train_config,
                 byte_lengths=byte_lengths, eval_tokens=eval_tokens, device=device)
     bar = progress_bar(total=len(jobs), desc="variants x seeds", disable=not progress, notebook=True)
