@@ -115,9 +115,10 @@ CHAPTERS: tuple[Chapter, ...] = (
             "temperature, top-k and top-p sampling; KV cache; batching; int8 weight quantization",
             "KV-cache speed-up; size, speed and quality of int8; few-shot prompting of a base model"),
     Chapter(7, "07_midtraining.ipynb", "Mid-training", "mid-training", "pre-training",
-            "anneal · tools",
-            "annealing on high-quality data; calculator tool tokens; growing a model with identity layers",
-            "loss and task accuracy before and after annealing; tool-use accuracy"),
+            "context · anneal",
+            "a longer context (RoPE extrapolation, interpolation, base); annealing on high-quality data; "
+            "calculator tool tokens; growing a model with identity layers",
+            "loss by position; loss and task accuracy against a control; tool-use accuracy"),
     Chapter(8, "08_sft.ipynb", "Supervised fine-tuning (SFT)", "SFT", "post-training",
             "chat · loss masks",
             "chat template, loss masking, fine-tuning on conversations; refusals; a model identity",
@@ -152,8 +153,8 @@ CHAPTERS: tuple[Chapter, ...] = (
 # nbval at smoke, the notebooks' own run times and the pipeline's stage times at laptop (README).
 BUDGET_GUIDE = {
     "smoke": ("CI, a quick check", "≤ 90 s on 2 CPU cores", "about a minute"),
-    "laptop": ("students on a CPU (default)", "7 s to 4 min once the stages are built; the first open of "
-               "04, 07 or 08 trains its stage (16-25 min)", "about 41 min on 2 cores"),
+    "laptop": ("students on a CPU (default)", "7 s to 10 min once the stages are built; the first open of "
+               "04, 07 or 08 trains its stage and studies (13-31 min)", "about 43 min on 2 cores, through SFT"),
     "gpu": ("one GPU; torchrun for several", "not measured yet", "not measured yet"),
 }
 
@@ -203,10 +204,11 @@ BUDGET_ROWS = (
     ("data", "pretraining mix", lambda b: f"{b.data.total_chars / 1e6:g}M characters"),
     ("pretrain", "model", lambda b: f"depth {b.pretrain.depth}, width {64 * b.pretrain.depth}"),
     ("pretrain", "training", lambda b: _tokens(b.pretrain.steps, b.pretrain.batch_size, b.pretrain.seq_len)),
-    ("midtrain", "training", lambda b: f"{b.midtrain.steps:,} steps x {b.midtrain.batch_size} rows "
+    ("midtrain", "training", lambda b: f"{_tokens(b.midtrain.steps, b.midtrain.batch_size, b.midtrain.context or b.pretrain.seq_len)} "
      f"({b.midtrain.optimizer})"),
     ("sft", "conversations", lambda b: f"{sum(n for _, n in b.sft.mix):,}"),
-    ("sft", "training", lambda b: f"{b.sft.steps:,} steps x {b.sft.batch_size} rows"),
+    ("sft", "training", lambda b: _tokens(b.sft.steps, b.sft.batch_size,
+                                          b.sft.context or b.midtrain.context or b.pretrain.seq_len)),
 )
 
 
@@ -215,7 +217,7 @@ def budgets_table(budgets: dict | None = None) -> str:
     stage saying how big it is (``BUDGET_ROWS``; every setting is in ``minilm.core.config.BUDGETS``).
 
     >>> print(budgets_table().splitlines()[-1])
-    | sft | training | 12 steps x 8 rows | 300 steps x 32 rows | 1,000 steps x 64 rows |
+    | sft | training | 12 steps x 8 x 128 tokens (12k tokens) | 300 steps x 8 x 256 tokens (614k tokens) | 1,000 steps x 16 x 2048 tokens (33M tokens) |
     """
     budgets = budgets if budgets is not None else BUDGETS
     names = list(budgets)

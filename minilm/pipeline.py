@@ -165,33 +165,41 @@ def stage_midtrain(budget: Budget, run: Run) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .stages.midtrain import COMPARISON_COLUMNS, OP_NAMES, TOOL_COLUMNS, comparison_rows, tool_example, tool_rows
-    from .plots.midtrain import plot_anneal_curves, plot_tool_accuracy
+    from .stages.midtrain import (OP_NAMES, TOOL_COLUMNS, comparison_columns, comparison_rows, context_columns,
+                                  context_rows, tool_example, tool_rows)
+    from .plots.midtrain import plot_anneal_curves, plot_position_loss, plot_tool_accuracy
 
     _, _, summary = midtrain.artifact(budget)
     _, _, base = pretrain.artifact(budget)
-    m = summary["config"]
-    run.add(f"## Mid-training\n\nTwo continuations of the base model, {m['steps']} steps each, the learning rate "
-            f"warming up to {m['lr']:g} and then falling linearly to zero: on the pretraining mix (*continue*) and on "
-            f"a curated mix (*anneal*: {', '.join(f'{s} {w:g}' for s, w in m['mixture'])}), each with a share of "
-            f"{m['tool_share']:g} given to calculator calls. Validation over the whole validation split; probes as in "
-            "pretraining.\n\n" + _table(comparison_rows(summary), COMPARISON_COLUMNS)
-            + "\n\nHeld-out problems asked of the annealed model directly (few-shot `a + b =`) and as calculator "
+    m, c = summary["config"], summary["context"]
+    run.add(f"## Mid-training\n\nThe base model's context stretched from {c['trained']} to {c['extended']} tokens "
+            f"({c['method_name']}), then {m['steps']} steps on a curated mix ({', '.join(f'{s} {w:g}' for s, w in m['mixture'])}) "
+            f"with a share of {m['tool_share']:g} given to calculator calls, the learning rate warming up to {m['lr']:g} "
+            "and then falling linearly to zero. Validation over the whole validation split, in pretraining's windows; "
+            "probes as in pretraining.\n\n" + _table(comparison_rows(summary), comparison_columns(summary))
+            + "\n\nThe longer context: in-context recall of a never-seen person's fact, and the loss on the held-out "
+            "plays inside and past pretraining's window:\n\n" + _table(context_rows(summary), context_columns(summary))
+            + "\n\nHeld-out problems asked of the mid-trained model directly (few-shot `a + b =`) and as calculator "
             "practice (`a+b=`, the calculator answering its calls):\n\n" + _table(tool_rows(summary), TOOL_COLUMNS))
     axes = plot_anneal_curves(summary, base["history"])
     run.figure(axes[0].figure, "midtraining", "Mid-training: training loss, validation loss and learning rate")
     plt.close(axes[0].figure)
+    ax = plot_position_loss({"base model, stretched without training": c["base"]["loss_by_position"],
+                             "mid-trained": c["midtrained"]["loss_by_position"]}, c["trained"])
+    run.figure(ax.figure, "context", "Loss by position on the held-out plays, before and after the extension")
+    plt.close(ax.figure)
     ax = plot_tool_accuracy(summary["tools"])
     run.figure(ax.figure, "tool_use", "Accuracy on held-out problems with and without the calculator")
     plt.close(ax.figure)
     prompt, gold, completion = tool_example(summary)
     run.add(f"An example with the calculator on: `{prompt}` → `{completion}` (gold {gold}).")
-    runs = summary["runs"]
-    figures = {"seconds": summary["seconds"]}
-    for name in ("continue", "anneal"):
-        figures[f"{name}_val_bpb"] = round(runs[name]["val_bpb"], 3)
-        figures[f"{name}_facts_seen"] = runs[name]["probes"]["facts_seen"]["accuracy"]
-        figures[f"{name}_subtraction_2digit"] = runs[name]["probes"]["subtraction_2digit"]["accuracy"]
+    record = summary["runs"]["anneal"]
+    figures = {"seconds": summary["seconds"], "context": c["extended"], "val_bpb": round(record["val_bpb"], 3),
+               "facts_seen": record["probes"]["facts_seen"]["accuracy"],
+               "subtraction_2digit": record["probes"]["subtraction_2digit"]["accuracy"]}
+    for gap, probe in c["midtrained"]["recall"].items():
+        figures[f"recall_{gap}_before"] = c["base_window"]["recall"][gap]["accuracy"]
+        figures[f"recall_{gap}_after"] = probe["accuracy"]
     for row in summary["tools"]:  # every operand size: where the tool starts to pay, and where copying fails
         op = OP_NAMES.get(row["op"], row["op"])
         figures[f"{row['digits']}digit_{op}_without_tool"] = row["without_tool"]
@@ -314,6 +322,8 @@ HEADLINES = (
     ("pretrain", "facts of seen / held-out people", lambda m: f"{_percent(m['facts_seen'])} / "
      f"{_percent(m['facts_heldout'])}"),
     ("pretrain", "held-out 2-digit sums", lambda m: _percent(m["addition_2digit"])),
+    ("midtrain", "context; recall of a fact ~160 tokens back, base / mid-trained",
+     lambda m: f"{m['context']}; {_percent(m['recall_128_before'])} / {_percent(m['recall_128_after'])}"),
     ("midtrain", "longest sums probed: direct / with the calculator", lambda m: _longest_sums(m)),
     ("sft", "chat format followed, before / after SFT", lambda m: f"{_percent(m['format_before'])} / "
      f"{_percent(m['format_after'])}"),

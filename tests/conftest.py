@@ -67,3 +67,34 @@ def torchrun():
                               capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=timeout)
 
     return launch
+
+
+# -- a mid-trained model, built once: tests of the stage and of chapter 07's studies share it ------
+
+
+@pytest.fixture(scope="session")
+def tiny_midtrain_budget():
+    from minilm.core.config import (DataConfig, MidtrainConfig, PretrainConfig, TokenizerConfig, WorldConfig,
+                                    get_budget)
+
+    return get_budget("smoke").with_overrides(
+        corpus_chars=40_000, tokenizer=TokenizerConfig(vocab_size=400),
+        world=WorldConfig(people=8, heldout_people=4, bios_per_person=2, arithmetic_docs=20, countdown_docs=4,
+                          spelling_docs=4),
+        data=DataConfig(total_chars=60_000, shard_tokens=50_000),
+        pretrain=PretrainConfig(depth=1, steps=4, batch_size=4, seq_len=64, warmup_steps=1, eval_every=4,
+                                sample_every=0),
+        midtrain=MidtrainConfig(steps=6, batch_size=2, context=128, warmup_steps=1, curated_docs=10, tool_docs=10,
+                                eval_every=3, probe_n=3, tool_digits=(3,), grow_steps=2, extension_steps=3))
+
+
+@pytest.fixture(scope="session")
+def midtrained(tiny_midtrain_budget, tmp_path_factory):
+    """``(runs folder, model, tokenizer, summary)`` of the tiny budget's mid-training."""
+    from minilm.stages.midtrain import artifact
+
+    with pytest.MonkeyPatch.context() as patch:
+        runs = tmp_path_factory.mktemp("runs")
+        patch.setenv("MINILM_RUNS", str(runs))
+        model, tokenizer, summary = artifact(tiny_midtrain_budget, progress=False)
+        yield runs, model, tokenizer, summary

@@ -52,7 +52,7 @@ USED = [
     ("doc_cache", "fit_cache"), ("eval", "format_eval_table"), ("eval", "is_refusal"), ("eval", "people_split"),
     ("generate", "CalculatorTool"), ("generate", "calculator_result"), ("generate", "complete"),
     ("generate", "filtered_probs"), ("generate", "generate"), ("generate", "stream"), ("grow", "grow_depth"),
-    ("grow", "growth_experiment"), ("midtrain", "COMPARISON_COLUMNS"), ("midtrain", "OP_NAMES"),
+    ("grow", "growth_experiment"), ("midtrain", "OP_NAMES"),
     ("midtrain", "TOOL_COLUMNS"), ("midtrain", "comparison_rows"), ("midtrain", "encode_documents"),
     ("midtrain", "mask_tool_results"), ("midtrain", "tool_example"), ("midtrain", "tool_rows"),
     ("midtrain", "train_config"), ("model", "Attention"), ("model", "GPT"), ("model", "GPTConfig"),

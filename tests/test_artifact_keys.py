@@ -16,17 +16,19 @@ DATA = Path(__file__).resolve().parent / "data"
 
 # Recorded at commit 81f2812 (before issue 22's layout change, which left them alone), then changed on
 # purpose by issue 23 (a validation split per source, the reworded biographies, the rebalanced mixture;
-# then mid-training's version 2: per-item probe results and the runs' comparison with intervals).
+# then mid-training's version 2: per-item probe results and the runs' comparison with intervals) and by
+# issue 24 (mid-training's version 3 at a longer context; the tokenizer and data keys hash the world as
+# pretraining sees it, WorldConfig.pretraining_view, which left the laptop's unchanged).
 KEYS = {
-    "smoke": {"tokenizer": "tokenizer-1024-082f7cc491.json", "data": "4c9f7d44e0c9", "base": "base-cb6f56e1a6.pt",
-              "midtrain": "midtrain-f7b7b71fa3.pt", "sft": "sft-15d99470fb.pt",
-              "sft_ablations": "sft-ablations-b4ea5b7038.json"},
+    "smoke": {"tokenizer": "tokenizer-1024-7d1b5a67f0.json", "data": "0200a8d77716", "base": "base-72f9857b78.pt",
+              "midtrain": "midtrain-5904c772ad.pt", "sft": "sft-bcceb8449c.pt",
+              "sft_ablations": "sft-ablations-db2525e167.json"},
     "laptop": {"tokenizer": "tokenizer-4096-27e21c5661.json", "data": "95f1dec4cb3d", "base": "base-cd0322b1b0.pt",
-              "midtrain": "midtrain-deab7d19ff.pt", "sft": "sft-fd37acd73f.pt",
-              "sft_ablations": "sft-ablations-e582f1763e.json"},
-    "gpu": {"tokenizer": "tokenizer-8192-3979653eb3.json", "data": "0bbcf341b7e9", "base": "base-d99c5c2b50.pt",
-              "midtrain": "midtrain-69576e4988.pt", "sft": "sft-1eed8fbd80.pt",
-              "sft_ablations": "sft-ablations-23589a5d8c.json"},
+              "midtrain": "midtrain-0ba84ccf01.pt", "sft": "sft-5d566888d3.pt",
+              "sft_ablations": "sft-ablations-6cad30c93d.json"},
+    "gpu": {"tokenizer": "tokenizer-8192-3cac7d9aa6.json", "data": "7ed18db19e51", "base": "base-00e3065f1d.pt",
+              "midtrain": "midtrain-e8f19d9068.pt", "sft": "sft-d6007a77ba.pt",
+              "sft_ablations": "sft-ablations-7ff29a428d.json"},
 }
 
 

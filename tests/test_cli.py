@@ -441,7 +441,10 @@ def _midtrain_summary():
               [("facts_seen", 0.9), ("addition_2digit", 0.95), ("subtraction_2digit", 0.2), ("addition_3digit", 0.1)]}
     run = {"val_loss": 4.0, "val_bpb": 2.0, "probes": probes, "history": [{"step": 1, "loss": 4.0, "lr": 0.0}]}
     call = "<|calc_start|>123+456<|calc_end|><|result_start|>579<|result_end|>"
-    return {"base": run, "runs": {"continue": run, "anneal": run}, "seconds": 12.0, "config": {"steps": 7},
+    measured = {"loss_by_position": [3.0, 2.5, 2.4, 2.3], "recall": {"0": {"accuracy": 0.1, "distance": 3.0}}}
+    context = {"trained": 2, "extended": 4, "method": "extrapolate", "base_window": {**measured, "loss_by_position": [3.0, 2.5]},
+               "base": measured, "midtrained": measured}
+    return {"base": run, "runs": {"anneal": run}, "context": context, "seconds": 12.0, "config": {"steps": 7},
             "tools": [{"op": "+", "digits": 3, "with_tool": 0.75, "without_tool": 0.05, "called_tool": 1.0,
                        "n": 10, "examples": [["123+456=", "579", call]]}]}
 
@@ -460,12 +463,13 @@ def _fake_midtrain(monkeypatch) -> dict:
     return seen
 
 
-def test_midtrain_prints_the_comparison_and_the_tool_table(monkeypatch, capsys):
+def test_midtrain_prints_the_comparison_the_context_and_the_tool_table(monkeypatch, capsys):
     seen = _fake_midtrain(monkeypatch)
     main(["--budget", "smoke", "midtrain", "--steps", "7", "--lr", "0.002"])
     out = capsys.readouterr().out
     assert seen["budget"].midtrain.steps == 7 and seen["budget"].midtrain.lr == 0.002
-    assert "mid-trained model: " in out and "| held-out 2-digit subtraction | 20.0% | 20.0% | 20.0% |" in out
+    assert "mid-trained model: " in out and "| held-out 2-digit subtraction | 20.0% | 20.0% |" in out
+    assert "| recall, needle 3 tokens back | 10% | 10% | 10% |" in out
     assert "| 3-digit addition | 5.0% | 75.0% | 100% |" in out and "123+456=<|calc_start|>123+456" in out
 
 

@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 
 from minilm.core.checks import ConfigError, check_range
-from minilm.core.config import BUDGETS, Budget, TokenizerConfig, budget_name, get_budget, runs_dir
+from minilm.core.config import BUDGETS, Budget, MidtrainConfig, TokenizerConfig, budget_name, get_budget, runs_dir
 
 
 @pytest.mark.parametrize("env, expected", [
@@ -108,3 +108,27 @@ def test_every_budget_has_enough_held_out_problems_for_its_tool_probes(name):
     for op in "+-":
         for digits in budget.midtrain.tool_digits:
             assert len(world.arithmetic_items(budget.midtrain.probe_n, op=op, digits=digits)) == budget.midtrain.probe_n
+
+
+def test_context_settings_name_the_models_methods_and_extend_every_budget():
+    from minilm.models.gpt import CONTEXT_METHODS
+
+    for method in CONTEXT_METHODS:  # every method the model layer has is a valid setting
+        MidtrainConfig(context_method=method)
+    with pytest.raises(ConfigError, match="context_method"):
+        MidtrainConfig(context_method="yarn")
+    for budget in BUDGETS.values():
+        # Mid-training extends pretraining's window (at least 2x), with as many tokens per step or fewer.
+        m, p = budget.midtrain, budget.pretrain
+        assert m.context >= 2 * p.seq_len and m.batch_size * m.context <= p.batch_size * p.seq_len
+
+
+@pytest.mark.parametrize("name", ["laptop", "gpu"])
+def test_the_eval_asks_at_least_200_never_seen_questions(name):
+    from minilm.evals.chat_eval import eval_cases
+    from minilm.text.world import World
+
+    budget = BUDGETS[name]
+    cases = eval_cases(World(budget.world), budget.sft.eval_n)
+    assert budget.sft.eval_n >= 200
+    assert all(sum(c.category == k for c in cases) == budget.sft.eval_n for k in ("facts", "unknown"))

@@ -185,3 +185,27 @@ def test_a_moved_runs_folder_reads_its_own_shards(isolated_runs, monkeypatch):
     report_path.write_text(report_path.read_text()[:40])  # truncated
     with pytest.raises(UnreadableFileError, match=f"{report_path}: not a readable JSON file.*delete it"):
         build_data(budget, progress=False)
+
+
+def test_held_out_people_change_neither_the_key_nor_the_shards(tmp_path, monkeypatch):
+    """More never-seen people (more chapter-08 questions) cost no pretraining: the seen people and
+    every pretraining document stay the same (their questions decontaminate nothing), so the
+    tokenizer, the shards and the base model keep their keys."""
+    from dataclasses import replace
+
+    from minilm.core.config import DataConfig, TokenizerConfig
+    from minilm.stages import pretrain, tokenizer as tokenizer_stage
+    from minilm.stages.data import artifact as build_data, path as data_path
+
+    small = get_budget("smoke").with_overrides(corpus_chars=40_000, tokenizer=TokenizerConfig(vocab_size=400),
+                                               data=DataConfig(total_chars=60_000, shard_tokens=50_000))
+    more = small.with_overrides(world=replace(small.world, heldout_people=small.world.heldout_people + 50))
+    assert data_path(more) == data_path(small) and tokenizer_stage.path(more) == tokenizer_stage.path(small)
+    assert pretrain.path(more) == pretrain.path(small)
+    assert data_path(small.with_overrides(world=replace(small.world, people=small.world.people + 1))) != data_path(small)
+    files = {}
+    for name, budget in (("small", small), ("more", more)):
+        monkeypatch.setenv("MINILM_RUNS", str(tmp_path / name))
+        folder = Path(build_data(budget, progress=False)["directory"])
+        files[name] = {f.relative_to(folder): f.read_bytes() for f in sorted(folder.rglob("*.bin"))}
+    assert files["small"] and files["small"] == files["more"]

@@ -175,3 +175,24 @@ def test_positions_of_new_blocks_are_checked(call, message):
 
     with pytest.raises(ConfigError, match=message):
         call()
+
+
+def test_the_chapter_experiment_is_cached_and_reads_back_the_same(midtrained, tiny_midtrain_budget, monkeypatch):
+    from dataclasses import replace
+
+    from minilm.studies import grow
+
+    runs, *_ = midtrained
+    monkeypatch.setenv("MINILM_RUNS", str(runs))
+    budget = tiny_midtrain_budget.with_overrides(
+        midtrain=replace(tiny_midtrain_budget.midtrain, grow_layers=1, grow_new_layers=1, grow_width=64, grow_steps=4))
+    first = grow.artifact(budget)
+    assert grow.path(budget).exists() and set(first.curves) == {"small", "grown", "scratch"}
+    assert abs(first.loss_after_insertion - first.loss_before) < 1e-5
+    monkeypatch.setattr(grow, "growth_experiment", lambda *a, **k: pytest.fail("must load the cache"))
+    again = grow.artifact(budget)
+    assert again == first and again.final_difference.verdict == first.final_difference.verdict
+    # Its key follows the grow_* settings, not the rest of mid-training's.
+    m = budget.midtrain
+    assert grow.path(budget.with_overrides(midtrain=replace(m, grow_steps=5))) != grow.path(budget)
+    assert grow.path(budget.with_overrides(midtrain=replace(m, steps=99))) == grow.path(budget)

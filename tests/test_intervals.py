@@ -82,3 +82,19 @@ def test_window_totals_add_up_to_evaluate():
     assert len(nats) == len(targets) == len(bytes_) == 200 // 8 and set(targets) == {8}
     assert nats.sum() / targets.sum() == pytest.approx(result["loss"], rel=1e-6)
     assert nats.sum() / math.log(2) / bytes_.sum() == pytest.approx(result["bpb"], rel=1e-6)
+
+
+def test_mean_difference_is_paired_over_items_and_matches_accuracy_difference():
+    from minilm.evals.intervals import mean_difference
+
+    rng = np.random.default_rng(1)
+    shared = rng.normal(5.0, 2.0, size=64)  # each window's own difficulty, common to both models
+    a, b = shared + 0.05, shared + rng.normal(0.0, 0.01, size=64)
+    d = mean_difference(a, b)
+    assert d.value == pytest.approx(float(np.mean(a - b))) and d.verdict == "higher" and d.n == 64
+    # Pairing: the windows' spread (2 nats) does not widen the interval.
+    assert d.high - d.low < 0.02
+    right_a, right_b = [1, 0, 1, 1, 0] * 10, [0, 0, 1, 1, 1] * 10
+    assert mean_difference(right_a, right_b) == accuracy_difference(right_a, right_b)
+    with pytest.raises(ValueError, match="one value per window"):
+        mean_difference([1.0, 2.0], [1.0], what="window")

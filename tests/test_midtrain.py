@@ -12,9 +12,9 @@ from minilm.stages import midtrain as midtrain_module
 from minilm.stages.midtrain import artifact as midtrain_artifact, path as midtrain_model_path
 from minilm.stages.pretrain import path as base_model_path
 from minilm.core.checks import ConfigError
-from minilm.core.config import DataConfig, MidtrainConfig, PretrainConfig, TokenizerConfig, WorldConfig, get_budget
+from minilm.core.config import MidtrainConfig, WorldConfig, get_budget
 from minilm.inference.generate import calculator_result
-from minilm.stages.midtrain import (PROBE_NAMES, RUNS, ToolMaskedGPT, comparison_rows, encode_documents,
+from minilm.stages.midtrain import (ToolMaskedGPT, comparison_rows, encode_documents,
                                     mask_tool_results, mixture_tokens, probe_tool_arithmetic, tool_rows)
 from minilm.models.gpt import GPT, GPTConfig
 from minilm.text.tokenizer import CALC_END, CALC_START, ENDOFTEXT, RESULT_END, RESULT_START, Tokenizer
@@ -219,142 +219,119 @@ def test_both_runs_train_with_the_configured_optimizer():
     assert adamw.optimizer == "adamw" and (adamw.lr, adamw.steps) == (muon.lr, muon.steps)
 
 
-# -- the artifact -----------------------------------------------------------------------------
-
-TINY_MID = MidtrainConfig(steps=6, batch_size=4, warmup_steps=1, curated_docs=10, tool_docs=10, eval_every=3,
-                          probe_n=3, tool_digits=(3,), grow_steps=2)
+# -- the artifact (built once: tests/conftest.py, tiny_midtrain_budget and midtrained) ----------
 
 
-@pytest.fixture(scope="module")
-def tiny_budget():
-    return get_budget("smoke").with_overrides(
-        corpus_chars=40_000, tokenizer=TokenizerConfig(vocab_size=400),
-        world=WorldConfig(people=8, heldout_people=4, bios_per_person=2, arithmetic_docs=20, countdown_docs=4,
-                          spelling_docs=4),
-        data=DataConfig(total_chars=60_000, shard_tokens=50_000),
-        pretrain=PretrainConfig(depth=1, steps=4, batch_size=4, seq_len=64, warmup_steps=1, eval_every=4,
-                                sample_every=0),
-        midtrain=TINY_MID)
-
-
-@pytest.fixture(scope="module")
-def built(tiny_budget, tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch:
-        runs = tmp_path_factory.mktemp("runs")
-        patch.setenv("MINILM_RUNS", str(runs))
-        model, tokenizer, summary = midtrain_artifact(tiny_budget, progress=False)
-        yield runs, model, tokenizer, summary
-
-
-def test_midtrain_artifact_holds_model_and_summary(built, tiny_budget, monkeypatch):
-    runs, model, tokenizer, summary = built
+def test_midtrain_artifact_holds_model_and_summary(midtrained, tiny_midtrain_budget, monkeypatch):
+    runs, model, tokenizer, summary = midtrained
+    mid = tiny_midtrain_budget.midtrain
     monkeypatch.setenv("MINILM_RUNS", str(runs))
-    path = midtrain_model_path(tiny_budget)
+    path = midtrain_model_path(tiny_midtrain_budget)
     assert path.exists() and path.with_suffix(".json").exists() and path.is_relative_to(runs)
-    assert not list(path.parent.glob("*.partial.*"))  # checkpoints of the runs are gone
+    assert not list(path.parent.glob("*.partial.*"))  # the run's checkpoint is gone
     assert type(model) is GPT and model.config.vocab_size == tokenizer.vocab_size
-    assert set(summary["runs"]) == set(RUNS) and summary["budget"] == "smoke"
-    for run in RUNS:
-        record = summary["runs"][run]
-        assert record["history"][-1]["step"] == TINY_MID.steps and record["history"][-1]["lr"] == 0.0  # decayed to zero
-        assert record["val_bpb"] > 0 and set(record["probes"]) == {"facts_seen", "addition_2digit",
-                                                                   "subtraction_2digit", "addition_3digit"}
-    # Both mixes give the same share to calculator calls; the rest is the annealing mix or the pretraining mix.
-    assert set(summary["mixtures"]["anneal"]) == {s for s, _ in TINY_MID.mixture} | {"tool_arithmetic"}
-    assert set(summary["mixtures"]["continue"]) == set(tiny_budget.data.weights()) | {"tool_arithmetic"}
-    for run in RUNS:
-        assert summary["mixtures"][run]["tool_arithmetic"]["weight"] == TINY_MID.tool_share
+    # The context is extended from pretraining's 64 tokens to 128, by Position Interpolation.
+    assert (model.config.block_size, model.config.rope_scaling) == (128, 2.0)
+    assert set(summary["runs"]) == {"anneal"} and summary["budget"] == "smoke"
+    record = summary["runs"]["anneal"]
+    assert record["history"][-1]["step"] == mid.steps and record["history"][-1]["lr"] == 0.0  # decayed to zero
+    assert record["val_bpb"] > 0 and set(record["probes"]) == {"facts_seen", "addition_2digit",
+                                                               "subtraction_2digit", "addition_3digit"}
+    assert set(summary["mixture"]) == {s for s, _ in mid.mixture} | {"tool_arithmetic"}
+    assert summary["mixture"]["tool_arithmetic"]["weight"] == mid.tool_share
     assert [(row["op"], row["digits"]) for row in summary["tools"]] == [("+", 3), ("-", 3)]
     assert len(comparison_rows(summary)) == 2 + 4 and len(tool_rows(summary)) == 2
-    # The artifact is the annealed run's final model: its validation loss is the summary's.
+    # The artifact is the run's final model: its validation loss (pretraining's windows) is the summary's.
     from minilm.stages.pretrain import load_tokens
     from minilm.models.train import evaluate, token_byte_lengths
 
-    _, val, _ = load_tokens(tiny_budget, progress=False)
+    _, val, _ = load_tokens(tiny_midtrain_budget, progress=False)
     again = evaluate(model, val, 64, 64, 10**9, token_byte_lengths(tokenizer))
-    assert again["loss"] == pytest.approx(summary["runs"]["anneal"]["val_loss"], abs=1e-5)
-    # Annealed minus continued, item by item: the probes' questions and the validation windows.
-    comparison = summary["comparison"]
-    assert set(comparison) == set(summary["runs"]["anneal"]["probes"]) | {"val_loss", "val_bpb"}
-    for key, probe in summary["runs"]["anneal"]["probes"].items():
-        other = summary["runs"]["continue"]["probes"][key]
-        assert len(probe["right"]) == probe["n"] == comparison[key]["n"]
-        assert comparison[key]["value"] == pytest.approx(probe["accuracy"] - other["accuracy"])
-    for metric in ("loss", "bpb"):
-        d = comparison[f"val_{metric}"]
-        runs_ = summary["runs"]
-        assert d["value"] == pytest.approx(runs_["anneal"][f"val_{metric}"] - runs_["continue"][f"val_{metric}"], abs=1e-5)
-        assert d["low"] <= d["value"] <= d["high"] and d["verdict"] in ("higher", "lower", "within noise")
+    assert again["loss"] == pytest.approx(record["val_loss"], abs=1e-5)
 
 
-def test_the_comparison_figures_have_every_source_and_probe(built):
-    import matplotlib.pyplot as plt
+def test_the_summary_measures_the_longer_context(midtrained):
+    from minilm.stages.midtrain import RECALL_GAPS, context_columns, context_rows
 
-    from minilm.plots.midtrain import plot_anneal_sources, plot_comparison
+    *_, summary = midtrained
+    c = summary["context"]
+    assert (c["trained"], c["extended"], c["method"]) == (64, 128, "interpolate")
+    assert len(c["base_window"]["loss_by_position"]) == 64 and "late_window_loss" not in c["base_window"]
+    for model in ("base", "midtrained"):
+        assert len(c[model]["loss_by_position"]) == 128 and all(x > 0 for x in c[model]["loss_by_position"])
+        assert len(c[model]["late_window_loss"]) > 0
+    for model in ("base_window", "base", "midtrained"):
+        assert list(c[model]["recall"]) == [str(g) for g in RECALL_GAPS]
+        distances = [c[model]["recall"][str(g)]["distance"] for g in RECALL_GAPS]
+        assert distances == sorted(distances)  # farther needles
+    rows = context_rows(summary)
+    assert len(rows) == len(RECALL_GAPS) + 2 and all(len(r) == len(context_columns(summary)) for r in rows)
+    assert rows[-1][1] == "-"  # the base model at its own window has no positions past it
 
-    *_, summary = built
-    sources = list(summary["runs"]["anneal"]["val_sources"])
-    axes = plot_anneal_sources(summary)
-    assert [ax.get_title() for ax in axes] == sources
-    assert all(ax.get_xlabel() and ax.get_ylabel() == "bits per byte" and len(ax.lines) == 2 for ax in axes)
-    ax = plot_comparison(summary["comparison"], PROBE_NAMES)
-    assert ax.get_title() and "percentage points" in ax.get_xlabel()
-    assert [t.get_text() for t in ax.get_yticklabels()] == [PROBE_NAMES[k] for k in summary["runs"]["anneal"]["probes"]]
-    plt.close("all")
 
-
-def test_midtrain_artifact_loads_without_training(built, tiny_budget, monkeypatch):
-    runs, model, _, summary = built
+def test_midtrain_artifact_loads_without_training(midtrained, tiny_midtrain_budget, monkeypatch):
+    runs, model, _, summary = midtrained
     monkeypatch.setenv("MINILM_RUNS", str(runs))
 
     def must_not_train(*args, **kwargs):
         raise AssertionError("the artifact exists: it must be loaded, not trained again")
 
     monkeypatch.setattr(midtrain_module, "midtrain", must_not_train)
-    again, _, summary_again = midtrain_artifact(tiny_budget, progress=False)
+    again, _, summary_again = midtrain_artifact(tiny_midtrain_budget, progress=False)
+    assert again.config == model.config
     for a, b in zip(model.state_dict().values(), again.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert summary_again == json.loads(json.dumps(summary, default=float))
 
 
-def test_an_interrupted_build_resumes(built, tiny_budget, monkeypatch):
-    runs, *_ = built
+def test_an_interrupted_build_resumes(midtrained, tiny_midtrain_budget, monkeypatch):
+    runs, *_ = midtrained
     monkeypatch.setenv("MINILM_RUNS", str(runs))
-    budget = tiny_budget.with_overrides(midtrain=replace(TINY_MID, steps=8))
+    budget = tiny_midtrain_budget.with_overrides(midtrain=replace(tiny_midtrain_budget.midtrain, steps=8))
     real_train, calls = midtrain_module.train, []
 
     def interrupted(*args, **kwargs):
         calls.append(kwargs["checkpoint"])
-        if len(calls) == 2:  # the second run stops half-way, as if the machine went down
-            real_train(*args, **{**kwargs, "stop_at": 4})
-            raise KeyboardInterrupt
-        return real_train(*args, **kwargs)
+        real_train(*args, **{**kwargs, "stop_at": 4})  # stops half-way, as if the machine went down
+        raise KeyboardInterrupt
 
     monkeypatch.setattr(midtrain_module, "train", interrupted)
     with pytest.raises(KeyboardInterrupt):
         midtrain_artifact(budget, progress=False)
     path = midtrain_model_path(budget)
-    assert not path.exists() and len(list(path.parent.glob(f"{path.stem}.*.partial.pt"))) == 2
+    assert not path.exists() and len(list(path.parent.glob(f"{path.stem}.*.partial.pt"))) == 1
     steps_run = []
 
     def counting(*args, **kwargs):
         result = real_train(*args, **kwargs)
         steps_run.append(result.history[-1]["step"] - result.start_step)
-        # The result is still the whole run's (the checkpoint's tokens count).
-        assert result.tokens == 8 * budget.midtrain.batch_size * budget.pretrain.seq_len
+        # The result is still the whole run's (the checkpoint's tokens count), in rows of the long context.
+        assert result.tokens == 8 * budget.midtrain.batch_size * budget.midtrain.context
         return result
 
     monkeypatch.setattr(midtrain_module, "train", counting)
     _, _, summary = midtrain_artifact(budget, progress=False)
-    assert steps_run == [0, 4]  # the finished run is not trained again; the other carries on from step 4
+    assert steps_run == [4]  # carried on from step 4
     assert [h["step"] for h in summary["runs"]["anneal"]["history"] if "val_loss" in h] == [3, 6, 8]
 
 
-def test_the_key_follows_midtraining_but_not_the_growing_experiment(tiny_budget):
+def test_a_context_too_short_for_tool_results_is_refused(tiny_midtrain_budget):
+    budget = tiny_midtrain_budget.with_overrides(
+        pretrain=replace(tiny_midtrain_budget.pretrain, seq_len=8),
+        midtrain=replace(tiny_midtrain_budget.midtrain, context=0, tool_max_digits=5))
+    with pytest.raises(ConfigError, match="a context of 8 is too short for tool results of up to 12 tokens"):
+        midtrain_module.midtrain(budget, progress=False)
+
+
+def test_the_key_follows_midtraining_but_not_the_studies(tiny_midtrain_budget):
+    tiny_budget, mid = tiny_midtrain_budget, tiny_midtrain_budget.midtrain
     path = midtrain_model_path(tiny_budget)
-    assert path != midtrain_model_path(tiny_budget.with_overrides(midtrain=replace(TINY_MID, lr=1e-3)))
-    assert path != midtrain_model_path(tiny_budget.with_overrides(midtrain=replace(TINY_MID, optimizer="adamw")))
-    assert path == midtrain_model_path(tiny_budget.with_overrides(midtrain=replace(TINY_MID, grow_steps=99)))
+    assert path != midtrain_model_path(tiny_budget.with_overrides(midtrain=replace(mid, lr=1e-3)))
+    assert path != midtrain_model_path(tiny_budget.with_overrides(midtrain=replace(mid, optimizer="adamw")))
+    assert path != midtrain_model_path(tiny_budget.with_overrides(midtrain=replace(mid, context=256)))
+    assert path != midtrain_model_path(tiny_budget.with_overrides(midtrain=replace(mid, context_method="base")))
+    assert path == midtrain_model_path(tiny_budget.with_overrides(midtrain=replace(mid, grow_steps=99)))
+    assert path == midtrain_model_path(tiny_budget.with_overrides(midtrain=replace(mid, extension_steps=99)))
     other_base = tiny_budget.with_overrides(pretrain=replace(tiny_budget.pretrain, steps=5))
     assert base_model_path(other_base) != base_model_path(tiny_budget)
     assert path != midtrain_model_path(other_base)

@@ -271,3 +271,61 @@ def test_gradients_flow_to_every_parameter():
     loss.backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not missing
+
+
+# -- a longer context ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["extrapolate", "interpolate", "base"])
+def test_a_rope_model_takes_a_longer_context_with_the_same_weights(method):
+    from minilm.core.checks import ConfigError
+    from minilm.models.gpt import extend_context
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.modern(vocab_size=32, block_size=16, n_layer=1, n_embd=32, n_head=2)).eval()
+    longer = extend_context(model, 64, method)
+    assert longer.config.block_size == 64 and model.config.block_size == 16 and not longer.training
+    for a, b in zip(model.state_dict().values(), longer.state_dict().values()):
+        assert torch.equal(a, b)
+    ids = torch.randint(0, 32, (2, 16))
+    same = torch.allclose(longer(ids)[0], model(ids)[0], atol=1e-5)
+    # Plain extrapolation keeps the function where both are defined; the other two change the angles.
+    assert same == (method == "extrapolate")
+    assert longer(torch.randint(0, 32, (1, 64)))[0].shape == (1, 64, 32)
+    with pytest.raises(ConfigError, match="needs rotary positions"):
+        extend_context(GPT(GPTConfig.gpt2(vocab_size=32, block_size=16, n_layer=1, n_embd=32, n_head=2)), 40, method)
+    with pytest.raises(ConfigError, match="shorter than the model's 16"):
+        extend_context(model, 8, method)
+
+
+def test_each_context_method_gives_the_angles_its_paper_defines():
+    from minilm.models.gpt import extended_config
+
+    config = GPTConfig.modern(vocab_size=32, block_size=16, n_layer=1, n_embd=32, n_head=2)  # head size 16
+    d = config.head_dim
+    base_inverse = 1.0 / 10000.0 ** (torch.arange(0, d, 2) / d)
+    positions = torch.arange(64, dtype=torch.float32)
+    for method, expected in {
+        "extrapolate": torch.outer(positions, base_inverse),
+        "interpolate": torch.outer(positions / 4, base_inverse),  # Chen et al. 2023: position / (64 / 16)
+        "base": torch.outer(positions, 1.0 / (10000.0 * 4 ** (d / (d - 2))) ** (torch.arange(0, d, 2) / d)),
+    }.items():
+        c = extended_config(config, 64, method)
+        cos, sin = rope_tables(d, c.block_size, c.rope_theta, c.rope_scaling)
+        torch.testing.assert_close(cos, expected.cos(), atol=1e-5, rtol=0)
+        torch.testing.assert_close(sin, expected.sin(), atol=1e-5, rtol=0)
+    # NTK-aware: the slowest pair turns over the long context by what it turned over the short one.
+    slow = lambda c: c.block_size / c.rope_scaling * (1.0 / c.rope_theta ** ((d - 2) / d))  # noqa: E731
+    assert slow(extended_config(config, 64, "base")) == pytest.approx(slow(config))
+    # Extending an extended model compounds the factor.
+    twice = extended_config(extended_config(config, 32, "interpolate"), 64, "interpolate")
+    assert twice.rope_scaling == 4.0
+
+
+def test_rope_settings_out_of_range_are_refused():
+    from minilm.core.checks import ConfigError
+
+    with pytest.raises(ConfigError, match="rope_scaling"):
+        GPTConfig(rope_scaling=0.5)
+    with pytest.raises(ConfigError, match="rope_theta"):
+        GPTConfig(rope_theta=0.0)

@@ -65,33 +65,28 @@ def test_readme_results_table_comes_from_the_run(isolated_runs, tmp_path):
         update_readme(readme, metrics)
 
 
-def test_midtrain_stage_reports_annealing_and_tool_use(tmp_path, monkeypatch):
+def test_midtrain_stage_reports_the_context_annealing_and_tool_use(tmp_path, monkeypatch, midtrained):
     import minilm.stages.midtrain
     import minilm.stages.pretrain
     from minilm.pipeline import Run, stage_midtrain
 
-    probes = {k: {"accuracy": a, "n": 10} for k, a in
-              [("facts_seen", 0.9), ("addition_2digit", 0.95), ("subtraction_2digit", 0.2), ("addition_3digit", 0.1)]}
-    history = [{"step": s, "loss": 4.0 - s / 10, "lr": 0.001 * (1 - s / 4), **({"val_loss": 4.1} if s % 2 == 0 else {})}
-               for s in range(1, 5)]
-    runs = {name: {"val_loss": 4.0, "val_bpb": bpb, "probes": probes, "history": history}
-            for name, bpb in (("continue", 2.01), ("anneal", 1.99))}
-    call = "<|calc_start|>1234+4321<|calc_end|><|result_start|>5555<|result_end|>"
-    tools = [{"op": op, "digits": d, "with_tool": 0.5, "without_tool": 0.0, "called_tool": 1.0, "n": 10,
-              "examples": [["1234+4321=", "5555", call]]} for op in "+-" for d in (2, 4)]
-    summary = {"base": {"val_loss": 4.2, "val_bpb": 2.1, "probes": probes}, "runs": runs, "tools": tools,
-               "seconds": 3.0,
-               "config": {"steps": 4, "lr": 0.001, "mixture": [["biographies", 1.0]], "tool_share": 0.4}}
+    *_, summary = midtrained
+    history = summary["runs"]["anneal"]["history"]
     monkeypatch.setattr(minilm.stages.midtrain, "artifact", lambda budget: (None, None, summary))
     monkeypatch.setattr(minilm.stages.pretrain, "artifact", lambda budget: (None, None, {"history": history}))
     run = Run(tmp_path)
     figures = stage_midtrain(get_budget("smoke"), run)
     text = "\n".join(run.sections)
-    assert "## Mid-training" in text and "| validation bits per byte | 2.100 | 2.010 | 1.990 |" in text
-    assert "| 4-digit subtraction | 0.0% | 50.0% | 100% |" in text and "`1234+4321=` → `<|calc_start|>" in text
-    assert (tmp_path / "figures" / "midtraining.png").exists() and (tmp_path / "figures" / "tool_use.png").exists()
-    assert figures["anneal_val_bpb"] == 1.99 and figures["continue_val_bpb"] == 2.01
-    assert figures["4digit_addition_with_tool"] == 0.5 and figures["4digit_subtraction_without_tool"] == 0.0
+    record = summary["runs"]["anneal"]
+    assert "## Mid-training" in text and "stretched from 64 to 128 tokens" in text
+    assert f"| validation bits per byte | {summary['base']['val_bpb']:.3f} | {record['val_bpb']:.3f} |" in text
+    assert "| recall, needle" in text and "| plays loss, positions 64-127 (nats) | - |" in text
+    assert "| 3-digit subtraction |" in text
+    for name in ("midtraining", "context", "tool_use"):
+        assert (tmp_path / "figures" / f"{name}.png").exists()
+    assert figures["val_bpb"] == round(record["val_bpb"], 3) and figures["context"] == 128
+    assert figures["recall_128_after"] == summary["context"]["midtrained"]["recall"]["128"]["accuracy"]
+    assert figures["3digit_addition_with_tool"] == summary["tools"][0]["with_tool"]
 
 
 @pytest.mark.parametrize("damage, message", [

@@ -163,3 +163,23 @@ def test_the_report_card_needs_at_least_one_problem_per_probe(world):
     # n=0 would mean "no limit" to the fact probes (limit=0) and zero sums: refused instead.
     with pytest.raises(ConfigError, match="n=0 is out of range"):
         probes.probe_base_model(None, None, world, n=0)
+
+@pytest.mark.parametrize("gap", [0, 40, 120])
+def test_recall_prompts_hold_the_answer_only_in_a_never_seen_persons_biography(world, small_tokenizer, gap):
+    rows = probes.recall_prompts(world, small_tokenizer, n=12, gap=gap)
+    heldout = {p.name: p for p in world.heldout_people}
+    for prompt, gold, distance in rows:
+        # The needle: the first person's biography, one sentence per attribute.
+        sentences = prompt.split(". ")
+        needle = ". ".join(sentences[: len(ATTRIBUTES)]) + "."
+        person = next(p for name, p in heldout.items() if sentences[0].count(name))
+        attribute = next(a for a in ATTRIBUTES if prompt.endswith(CLOZE[a].format(name=person.name)))
+        assert gold == person.value(attribute) and gold in needle
+        tail = prompt[len(needle) + 1:]
+        assert tail.count(person.name) == 1 and tail.endswith(person.name + CLOZE[attribute].split("}")[1])
+        assert distance == len(small_tokenizer.encode(" " + tail)) >= gap
+
+
+def test_recall_distances_grow_with_the_gap(world, small_tokenizer):
+    means = [sum(d for *_, d in probes.recall_prompts(world, small_tokenizer, 8, gap)) / 8 for gap in (0, 50, 100)]
+    assert means == sorted(means) and means[2] - means[0] >= 100

@@ -319,20 +319,6 @@ def test_training_on_rows_resumes_exactly(tmp_path):
     assert [r["loss"] for r in resumed.history] == [r["loss"] for r in straight.history]
 
 
-def test_a_rope_model_takes_a_longer_context_with_the_same_weights():
-    from minilm.stages.sft import extend_context
-
-    torch.manual_seed(0)
-    model = GPT(TINY).eval()
-    longer = extend_context(model, 40).eval()
-    assert longer.config.block_size == 40 and model.config.block_size == 16
-    ids = torch.randint(0, 32, (2, 16))
-    assert torch.allclose(longer(ids)[0], model(ids)[0], atol=1e-6)  # the same function where both are defined
-    assert longer(torch.randint(0, 32, (1, 40)))[0].shape == (1, 40, 32)
-    with pytest.raises(ConfigError, match="needs rotary positions"):
-        extend_context(GPT(GPTConfig.gpt2(vocab_size=32, block_size=16, n_layer=1, n_embd=32, n_head=2)), 40)
-
-
 def test_rows_and_masks_of_the_wrong_shape_are_clear_errors():
     tokens, mask = tiny_rows()
     with pytest.raises(ValueError, match="rows of tokens must be seq_len \\+ 1 = 9 long"):

@@ -224,7 +224,7 @@ def test_default_run_is_the_main_sft_model_when_the_steps_match(study, budget, t
 
 
 def test_tables_and_plots(study):
-    from minilm.plots.sft import plot_eval_bars, plot_refusal_study, plot_size_sweep
+    from minilm.plots.sft import plot_eval_bars, plot_refusal_study, plot_refusal_tradeoff, plot_size_sweep
 
     results = study["results"]
     rows = ablations.run_rows(results["bootstrap"])
@@ -236,6 +236,13 @@ def test_tables_and_plots(study):
     assert len(ax.get_lines()) == len(CATEGORIES) + 1
     ax = plot_refusal_study(ablations.study_evals(results["refusals"]))
     assert len(ax.patches) == 3 * 3 and ax.get_title()
+    evals = ablations.study_evals(results["refusals"])
+    ax = plot_refusal_tradeoff(evals)
+    assert "%" in ax.get_xlabel() and "%" in ax.get_ylabel() and ax.get_title()
+    assert [c.get_label() for c in ax.containers] == list(evals)
+    points = [c.lines[0].get_xydata()[0].tolist() for c in ax.containers]
+    assert points == [[100 * r["rates"]["false_refusal"]["accuracy"], 100 * r["rates"]["hallucination"]["accuracy"]]
+                      for r in evals.values()]
     ax = plot_eval_bars(ablations.study_evals(results["bootstrap"]))
     assert len(ax.patches) == 2 * (len(CATEGORIES) + 1)
 

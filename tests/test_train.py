@@ -353,3 +353,32 @@ def test_validation_by_source_weights_losses_and_bytes_by_training_share():
     with pytest.raises(ValueError, match="val_tokens\\['b'\\] hold ids"):
         train(model, a, TrainConfig(steps=1, batch_size=2, seq_len=16), progress=False,
               val_tokens=SourceTokens({"a": a, "b": np.array([99] * 40)}, {"a": 1, "b": 1}))
+
+
+def test_loss_by_position_averages_to_the_evaluation_loss():
+    from minilm.models.train import loss_by_position
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=50, n_layer=1, n_embd=32, n_head=2, block_size=16))
+    tokens = np.random.default_rng(0).integers(0, 50, size=300)
+    losses = loss_by_position(model, tokens, seq_len=16, batch_size=3, max_tokens=160)
+    assert losses.shape == (10, 16)
+    assert losses.mean() == pytest.approx(evaluate(model, tokens, 16, 4, 160)["loss"], rel=1e-5)
+    # Position 0 predicts from one token: the loss there is the unigram-like guess of a fresh window.
+    x = torch.from_numpy(tokens[:17].astype(np.int64))[None]
+    with torch.no_grad():
+        logits, _ = model(x[:, :-1])
+    first = torch.nn.functional.cross_entropy(logits[0, :1], x[0, 1:2]).item()
+    assert losses[0, 0] == pytest.approx(first, rel=1e-5)
+    with pytest.raises(ValueError, match="a stream of tokens, not rows"):
+        loss_by_position(model, tokens[:34].reshape(2, 17), 16, 2, 100)
+
+
+def test_the_periodic_evaluation_can_use_its_own_window():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=50, n_layer=1, n_embd=32, n_head=2, block_size=32))
+    tokens = np.random.default_rng(0).integers(0, 50, size=2000)
+    cfg = TrainConfig(steps=2, batch_size=2, seq_len=32, eval_seq_len=8, eval_every=2, eval_tokens=64, lr=1e-3,
+                      warmup_steps=0)
+    result = train(model, tokens, cfg, val_tokens=tokens, progress=False)
+    assert result.history[-1]["val_loss"] == pytest.approx(evaluate(model, tokens, 8, 2, 64)["loss"], rel=1e-6)

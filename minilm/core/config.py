@@ -90,6 +90,18 @@ class WorldConfig:
         check_range("three_digit_fraction", self.three_digit_fraction, 0.0, 1.0)
         check_range("seed", self.seed, 0, 2**31 - 1)
 
+    def pretraining_view(self) -> "WorldConfig":
+        """This world as pretraining sees it, for the keys of the tokenizer, the shards and the base
+        model: held-out people never appear in pretraining text, and the seen people are drawn
+        first whatever their number (minilm.text.world.World), so ``heldout_people`` is set to the
+        default. Raising it adds never-seen questions (chapter 08) without retraining anything;
+        tests/test_data.py checks that the shards stay the same.
+
+        >>> WorldConfig(heldout_people=60).pretraining_view() == WorldConfig()
+        True
+        """
+        return replace(self, heldout_people=WorldConfig.heldout_people)
+
 
 DEFAULT_MIXTURE = (("shakespeare", 0.5), ("biographies", 0.25), ("arithmetic", 0.15),
                    ("countdown", 0.05), ("letters", 0.05))
@@ -186,8 +198,15 @@ class MidtrainConfig:
     Both give ``tool_share`` of their tokens to calculator-call documents (``tool_arithmetic``, see
     minilm.stages.midtrain), so the two differ only in the rest of their data.
 
-    steps, batch_size: optimizer steps and sequences per step of each run (sequences as long as the
-        base model's).
+    steps, batch_size: optimizer steps and sequences per step of each run (sequences of ``context``
+        tokens: fewer rows than pretraining's for as many tokens per step).
+    context, context_method: mid-training extends the model's context to ``context`` tokens (0 keeps
+        pretraining's ``seq_len``), stretching its rotary positions by ``context_method`` (one of
+        minilm.models.gpt.CONTEXT_METHODS: "interpolate", "base" or "extrapolate"). SFT and every
+        later stage keep this context. Pretraining stays short, which keeps it fast (Llama 3 and
+        Xiong et al. 2023 also pretrain short, then continue on long text).
+    extension_steps: chapter 07's context-extension study (minilm.studies.context_extension) trains
+        each method this many steps at ``context`` on the pretraining mix.
     lr, warmup_steps: the learning rate reached after ``warmup_steps`` (from a fresh optimizer), then
         decayed linearly to 0 at the last step.
     optimizer, muon_lr: "muon" trains the blocks' weight matrices with Muon (peak rate ``muon_lr``)
@@ -213,6 +232,8 @@ class MidtrainConfig:
 
     steps: int = 300
     batch_size: int = 32
+    context: int = 0
+    context_method: str = "interpolate"
     lr: float = 3e-3
     warmup_steps: int = 20
     optimizer: str = "muon"
@@ -232,10 +253,14 @@ class MidtrainConfig:
     grow_new_layers: int = 2
     grow_width: int = 128
     grow_steps: int = 300
+    extension_steps: int = 200
 
     def __post_init__(self):
         check_range("steps", self.steps, 1, 10**9)
         check_range("batch_size", self.batch_size, 1, 10**6)
+        check_range("context", self.context, 0, 10**6)
+        check_choice("context_method", self.context_method, ("interpolate", "base", "extrapolate"))
+        check_range("extension_steps", self.extension_steps, 1, 10**9)
         check_learning_rate("lr", self.lr)
         check_range("warmup_steps", self.warmup_steps, 0, self.steps - 1)
         check_choice("optimizer", self.optimizer, ("adamw", "muon"))
@@ -301,8 +326,9 @@ class SFTConfig:
     pack: several conversations per row (True) or one conversation per row, padded (False).
     too_long: what to do with a conversation longer than a row: "drop" it or "truncate" it (both
         counted). Tiny-world conversations are drawn so that they fit; this applies to real chat data.
-    context: train (and keep) the model with this context length; 0 keeps the model's. Longer than the
-        model's needs rotary positions (RoPE), which are computed for any length.
+    context: train (and keep) the model with this context length; 0 keeps the mid-trained model's
+        (``MidtrainConfig.context``). Longer than the model's is stretched as mid-training stretched
+        it (``MidtrainConfig.context_method``), which needs rotary positions (RoPE).
     val_conversations: conversations in the validation set (a fresh draw from the same sources).
     eval_every: validation loss every this many steps (0 = never).
     eval_n: questions per category of the evaluation suite (minilm.evals.chat_eval) before and after SFT.
@@ -436,9 +462,9 @@ BUDGETS: dict[str, Budget] = {
         vocab_sweep=(256, 512, 1024),
         pretrain=PretrainConfig(depth=2, steps=40, batch_size=8, seq_len=64, warmup_steps=5, eval_every=20,
                                 sample_every=20),
-        midtrain=MidtrainConfig(steps=16, batch_size=8, warmup_steps=2, curated_docs=40, tool_docs=40,
+        midtrain=MidtrainConfig(steps=16, batch_size=4, context=128, warmup_steps=2, curated_docs=40, tool_docs=40,
                                 eval_every=16, probe_n=8, tool_digits=(2, 4), grow_layers=1, grow_new_layers=1,
-                                grow_width=64, grow_steps=16),
+                                grow_width=64, grow_steps=16, extension_steps=8),
         sft=SFTConfig(steps=12, batch_size=8, warmup_steps=2, eval_every=6, eval_n=4, val_conversations=16,
                       mix=(("facts", 24), ("refusals", 12), ("arithmetic", 12), ("arithmetic_worked", 8),
                            ("calculator", 4), ("letters", 8), ("multi_turn", 6), ("identity", 4)),
@@ -455,28 +481,38 @@ BUDGETS: dict[str, Budget] = {
         # pretraining reads (4000 x 32 x 64 = 8.2M), so no document is repeated by the trainer:
         # the world's sources repeat inside the mixture on purpose (facts need many exposures), and
         # the plays are read once each (chapter 02's table).
-        world=WorldConfig(people=120, heldout_people=40, bios_per_person=40, arithmetic_docs=4000,
+        # 100 held-out people: the eval's half of them holds 200 never-seen questions (chapter 08 asks 200
+        # per category), at no pretraining cost (WorldConfig.pretraining_view).
+        world=WorldConfig(people=120, heldout_people=100, bios_per_person=40, arithmetic_docs=4000,
                           op_weights=(4.0, 4.0, 1.0), direct_fraction=0.9, three_digit_fraction=0.1),
         data=DataConfig(mixture=(("shakespeare", 0.15), ("biographies", 0.4), ("arithmetic", 0.35),
                                  ("countdown", 0.05), ("letters", 0.05)), total_chars=18_500_000),
         vocab_sweep=(256, 512, 1024, 2048, 4096, 8192),
         pretrain=PretrainConfig(depth=3, steps=4000, batch_size=32, seq_len=64, lr=3e-3, warmup_steps=100,
                                 eval_every=250, sample_every=500),
-        # Two runs of 1000 steps (a quarter of pretraining each): with the probes the stage takes about
-        # 15 minutes on 2 CPU cores. With Muon (the default) the calculator calls are right for 98-100%
-        # of held-out 2- to 5-digit sums and differences. With AdamW, 300 steps (the usual annealing
-        # share, 7%) left them badly copied (3% / 14% / 0% of 2- / 3- / 5-digit sums), 1000 steps gave
-        # 69% / 39% / 0% (chapter 04's probes intact), and a tool share of 0.6 instead of 0.4 did worse.
-        midtrain=MidtrainConfig(steps=1000, batch_size=32, lr=3e-3, warmup_steps=20, eval_every=250, probe_n=100,
-                                grow_layers=2, grow_new_layers=2, grow_width=128, grow_steps=300),
-        # 300 steps of 32 rows (about 3.3 passes over the conversations): with the evaluation before and
-        # after, the stage takes 2-6 minutes on 2 CPU cores (idle or busy). At 120 steps lr 3e-3 beat 1e-3
+        # One run of 1000 steps (a quarter of pretraining's), its rows 256 tokens long (4x pretraining's
+        # window; 8 rows a step, as many tokens as pretraining's 32 x 64). With Muon (the default) the
+        # calculator calls were right for 98-100% of held-out 2- to 5-digit sums and differences (two
+        # runs at 64 tokens). With AdamW, 300 steps (the usual annealing share, 7%) left them badly
+        # copied (3% / 14% / 0% of 2- / 3- / 5-digit sums), 1000 steps gave 69% / 39% / 0% (chapter
+        # 04's probes intact), and a tool share of 0.6 instead of 0.4 did worse. The context is stretched by
+        # plain extrapolation: chapter 07's study (200 steps from the base model, each method) ended with
+        # the lowest loss past position 64 of the held-out plays for it: Position Interpolation +0.060
+        # nats (95% interval +0.045 to +0.076 over 64 windows), a larger base +0.024 (+0.011 to +0.039).
+        # The run took 683 s with its probes (two runs at 64 tokens had taken 1,016 s).
+        midtrain=MidtrainConfig(steps=1000, batch_size=8, context=256, context_method="extrapolate", lr=3e-3,
+                                warmup_steps=20, eval_every=250,
+                                probe_n=100, grow_layers=2, grow_new_layers=2, grow_width=128, grow_steps=300,
+                                extension_steps=200),
+        # 300 steps of 8 rows of 256 tokens (the mid-trained context; as many tokens as 32 rows of 64, about
+        # 3.3 passes over the conversations), evaluated on 200 questions per category before and after.
+        # Measured at 64-token rows, 32 a step: at 120 steps lr 3e-3 beat 1e-3
         # (validation loss 0.40 vs 0.45 nats on assistant tokens; facts 34% vs 28%, format 98% vs 95%);
         # 150 steps, tried as the stage, answered held-out sums far worse (direct 8% vs 28%, worked 0% vs
         # 30% of 50) and facts no better (30% vs 26%).
-        # Chapter 08's ablations (minilm.studies.sft_ablations): 12 runs of 150 steps, about 1 minute each on 2
-        # idle CPU cores (52 s training, 3 s eval at n=50 measured): about 13 minutes, once (cached).
-        sft=SFTConfig(steps=300, batch_size=32, lr=3e-3, warmup_steps=20, eval_every=100, eval_n=50,
+        # The stage took 125 s (111 s of training). Chapter 08's ablations (minilm.studies.sft_ablations):
+        # 12 runs of 150 steps, about a minute each on 2 idle CPU cores: 674 s, once (cached).
+        sft=SFTConfig(steps=300, batch_size=8, lr=3e-3, warmup_steps=20, eval_every=100, eval_n=200,
                       ablation_steps=150, ablation_eval_n=50),
     ),
     "gpu": Budget(
@@ -489,10 +525,10 @@ BUDGETS: dict[str, Budget] = {
         vocab_sweep=(256, 512, 1024, 2048, 4096, 8192, 16384),
         pretrain=PretrainConfig(depth=12, steps=5000, batch_size=64, seq_len=512, lr=1.5e-3, warmup_steps=200,
                                 eval_every=500, sample_every=1000, compile=True),
-        midtrain=MidtrainConfig(steps=1000, batch_size=64, lr=1.5e-3, warmup_steps=50, curated_docs=10_000,
+        midtrain=MidtrainConfig(steps=1000, batch_size=16, context=2048, lr=1.5e-3, warmup_steps=50, curated_docs=10_000,
                                 tool_docs=10_000, eval_every=100, probe_n=300, grow_layers=4, grow_new_layers=4,
                                 grow_width=512, grow_steps=2000),
-        sft=SFTConfig(steps=1000, batch_size=64, lr=5e-4, warmup_steps=50, eval_every=200, eval_n=200,
+        sft=SFTConfig(steps=1000, batch_size=16, lr=5e-4, warmup_steps=50, eval_every=200, eval_n=200,
                       mix=tuple((source, 5 * count) for source, count in DEFAULT_SFT_MIX), val_conversations=1000,
                       ablation_steps=1000, ablation_eval_n=200),
     ),

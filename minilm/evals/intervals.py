@@ -26,7 +26,7 @@ import numpy as np
 
 from ..models.train import mixture_per_token
 
-__all__ = ["Difference", "accuracy_difference", "loss_difference", "VERDICT_WORDS"]
+__all__ = ["Difference", "accuracy_difference", "loss_difference", "mean_difference", "VERDICT_WORDS"]
 
 # How prose names a verdict, by what is compared: for accuracy higher is better, for a loss lower is.
 VERDICT_WORDS = {"higher": "higher", "lower": "lower", "within noise": "within evaluation noise"}
@@ -88,6 +88,23 @@ def _check(confidence: float, n_boot: int) -> None:
         raise ValueError(f"n_boot={n_boot}: use at least 100 resamples")
 
 
+def mean_difference(values_a, values_b, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0,
+                    what: str = "item") -> Difference:
+    """Mean of A minus mean of B over the same items (one value per item for each model, in the
+    same order: a window's loss, a question's 0/1), with a paired bootstrap interval over the items.
+
+    >>> mean_difference([2.0, 3.0, 4.0], [1.0, 2.0, 3.5]).value
+    0.8333333333333334
+    """
+    a, b = np.asarray(values_a, dtype=float), np.asarray(values_b, dtype=float)
+    if a.shape != b.shape or a.ndim != 1 or a.size == 0:
+        raise ValueError(f"need one value per {what} for both models, in the same order; got {a.shape} and {b.shape}")
+    _check(confidence, n_boot)
+    diff = a - b
+    samples = _resampled_sums(np.random.default_rng(seed), diff, n_boot)[0] / diff.size
+    return Difference(float(diff.mean()), *_interval(samples, confidence), n=int(diff.size), confidence=confidence)
+
+
 def accuracy_difference(right_a, right_b, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0) -> Difference:
     """Accuracy of A minus accuracy of B on the same questions (``right_*``: one 0/1 per question,
     in the same order), with a paired bootstrap interval over the questions.
@@ -95,13 +112,7 @@ def accuracy_difference(right_a, right_b, n_boot: int = 2000, confidence: float 
     >>> accuracy_difference([1, 0, 1, 1], [1, 0, 1, 1]).verdict  # identical answers: no difference
     'within noise'
     """
-    a, b = np.asarray(right_a, dtype=float), np.asarray(right_b, dtype=float)
-    if a.shape != b.shape or a.ndim != 1 or a.size == 0:
-        raise ValueError(f"need one result per question for both models, in the same order; got {a.shape} and {b.shape}")
-    _check(confidence, n_boot)
-    diff = a - b
-    samples = _resampled_sums(np.random.default_rng(seed), diff, n_boot)[0] / diff.size
-    return Difference(float(diff.mean()), *_interval(samples, confidence), n=int(diff.size), confidence=confidence)
+    return mean_difference(right_a, right_b, n_boot, confidence, seed, what="question")
 
 
 def loss_difference(windows_a: dict, windows_b: dict, weights: dict | None = None, metric: str = "loss",

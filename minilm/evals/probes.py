@@ -75,6 +75,48 @@ def probe_facts(model, tokenizer, world: World, heldout: bool = False, shots: in
             "chance": fact_chance(), "examples": examples, "right": [int(r) for r in right]}
 
 
+def recall_prompts(world: World, tokenizer, n: int = 100, gap: int = 64, shots: int = 2,
+                   seed: int = 0) -> list[tuple[str, str, int]]:
+    """(prompt, gold value, tokens from the end of the needle to the answer) for ``n`` in-context
+    recall questions: a biography of a *never-seen* person (the needle), then at least ``gap`` tokens
+    of other people's biographies, then ``shots`` solved facts of seen people and the needle's cloze.
+
+    The model cannot know the answer from its weights, only read it from the prompt, and only if
+    its context reaches back to the needle: a task that needs a long window (chapter 07).
+    """
+    check_count("n", n)
+    check_range("gap", gap, 0, 10**6)
+    rng = random.Random(f"recall-{gap}-{seed}")
+    rows = []
+    for i in range(n):
+        person = world.heldout_people[i % len(world.heldout_people)]
+        attribute = rng.choice(ATTRIBUTES)
+        filler, filler_tokens = [], 0
+        while filler_tokens < gap:
+            sentence = world.biography(rng.choice(world.people), rng)
+            filler.append(sentence)
+            filler_tokens += len(tokenizer.encode(" " + sentence))
+        others = rng.sample(world.people, shots)
+        solved = [f"{CLOZE[attribute].format(name=p.name)} {p.value(attribute)}." for p in others]
+        tail = " ".join(filler + solved + [CLOZE[attribute].format(name=person.name)])
+        rows.append((world.biography(person, rng) + " " + tail, person.value(attribute),
+                     len(tokenizer.encode(" " + tail))))
+    return rows
+
+
+def probe_recall(model, tokenizer, world: World, n: int = 100, gap: int = 64, shots: int = 2) -> dict:
+    """Greedy answers to :func:`recall_prompts`: accuracy, the mean distance (tokens) from the
+    needle to the answer, and the longest prompt (tokens). A model whose context is shorter than
+    the distance sees only the prompt's last ``block_size`` tokens and can only guess (chance as
+    for facts, :func:`fact_chance`)."""
+    rows = recall_prompts(world, tokenizer, n, gap, shots)
+    answers = complete(model, tokenizer, [p for p, _, _ in rows], max_new_tokens=8, stop=".")
+    right = [a.strip() == gold for a, (_, gold, _) in zip(answers, rows)]
+    return {"accuracy": sum(right) / len(right), "n": len(right), "right": [int(r) for r in right],
+            "distance": sum(d for _, _, d in rows) / len(rows),
+            "longest_prompt": max(len(tokenizer.encode(p)) for p, _, _ in rows), "chance": fact_chance()}
+
+
 def arithmetic_prompts(world: World, n: int = 200, op: str = "+", digits: int = 2, shots: int = 3,
                        seed: int = 0) -> list[tuple[str, int]]:
     """(prompt, answer) for ``n`` held-out problems, after ``shots`` solved training-side ones.

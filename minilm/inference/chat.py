@@ -6,7 +6,7 @@ For each user message it renders the conversation with the chat template
 generates with the inference engine (:func:`minilm.inference.generate.generate_tokens`) until the model
 writes ``<|im_end|>`` (or ``<|endoftext|>``), and yields the reply's text piece by piece.
 
-- The context window: the model sees at most ``block_size`` tokens (64 for the laptop model).
+- The context window: the model sees at most ``block_size`` tokens (256 for the laptop SFT model, 64 for the base model).
   Before each reply the oldest whole turns (a user message and the replies after it) are dropped,
   the system message kept, until the prompt plus ``max_new_tokens`` fits; how many were dropped
   is reported. A reply longer than the room left slides the window (the engine does that). A
@@ -64,7 +64,7 @@ def readable(content: str) -> str:
 
 def default_max_new_tokens(block_size: int) -> int:
     """Reply length when none is given: at most 48 tokens and at most half the window, so the
-    history keeps room (the laptop model's window is 64 tokens: replies of 32).
+    history keeps room (a 64-token window gets replies of 32; the laptop SFT model's 256, of 48).
 
     >>> default_max_new_tokens(64), default_max_new_tokens(512)
     (32, 48)

@@ -47,6 +47,9 @@ class GPTConfig:
     tie_embeddings: bool = True
     dropout: float = 0.0
     rope_theta: float = 10000.0
+    # Position Interpolation (Chen et al. 2023): RoPE angles are computed at position / rope_scaling,
+    # so a model extended to k times its trained context sees angles in the range it was trained on.
+    rope_scaling: float = 1.0
     norm_eps: float = 1e-5
 
     def __post_init__(self):
@@ -61,6 +64,8 @@ class GPTConfig:
         check_choice("position", self.position, ("rope", "learned"))
         check_choice("gelu_approximate", self.gelu_approximate, ("tanh", "none"))
         check_range("dropout", self.dropout, 0.0, 1.0)
+        check_range("rope_theta", self.rope_theta, 1.0, 1e12)
+        check_range("rope_scaling", self.rope_scaling, 1.0, 1e6)
         if self.n_embd % self.n_head:
             raise ConfigError(f"n_embd={self.n_embd} must be a multiple of n_head={self.n_head}")
         if self.n_head % self.kv_heads:
@@ -142,10 +147,12 @@ def make_norm(config: GPTConfig, dim: int | None = None) -> nn.Module:
     return nn.LayerNorm(dim, eps=config.norm_eps, bias=config.bias)
 
 
-def rope_tables(head_dim: int, length: int, theta: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin tables, (length, head_dim/2): pair i of a head rotates by position * theta^(-2i/d)."""
+def rope_tables(head_dim: int, length: int, theta: float = 10000.0,
+                scaling: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin tables, (length, head_dim/2): pair i of a head rotates by
+    (position / scaling) * theta^(-2i/d); ``scaling`` > 1 is Position Interpolation."""
     inverse_frequency = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
-    angles = torch.outer(torch.arange(length, dtype=torch.float32), inverse_frequency)
+    angles = torch.outer(torch.arange(length, dtype=torch.float32) / scaling, inverse_frequency)
     return angles.cos(), angles.sin()
 
 
@@ -342,7 +349,7 @@ class GPT(nn.Module):
         if config.tie_embeddings:
             self.lm_head.weight = self.wte.weight  # one matrix reads tokens in and writes them out
         if config.position == "rope":
-            cos, sin = rope_tables(config.head_dim, config.block_size, config.rope_theta)
+            cos, sin = rope_tables(config.head_dim, config.block_size, config.rope_theta, config.rope_scaling)
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
         self.apply(self._init_weights)
@@ -535,3 +542,50 @@ class GPT(nn.Module):
 
     def config_dict(self) -> dict:
         return asdict(self.config)
+
+
+# ----------------------------------------------------------------------------------------------
+# A longer context
+
+# How a RoPE model is stretched past the context it was trained on (chapter 07):
+CONTEXT_METHODS = {
+    # the same angles, continued: positions past the trained ones rotate by angles never seen
+    "extrapolate": "plain extrapolation (RoPE as trained, longer tables)",
+    # every position maps into the trained range (Chen et al. 2023, Position Interpolation)
+    "interpolate": "Position Interpolation (positions divided by the extension factor)",
+    # the base frequency grows so the slowest pair turns no further than it did (NTK-aware scaling,
+    # bloc97 2023; Xiong et al. 2023 raise the base of Llama 2 for the same reason)
+    "base": "a larger base frequency (theta x factor^(d/(d-2)), NTK-aware)",
+}
+
+
+def extended_config(config: GPTConfig, block_size: int, method: str = "interpolate") -> GPTConfig:
+    """``config`` with ``block_size`` positions, its rotary angles stretched by ``method`` (one of
+    :data:`CONTEXT_METHODS`). Raises ConfigError for learned positions or a shorter context.
+
+    >>> c = GPTConfig.modern(n_embd=64, n_head=4, block_size=64)
+    >>> extended_config(c, 256, "interpolate").rope_scaling, round(extended_config(c, 256, "base").rope_theta)
+    (4.0, 48761)
+    """
+    check_choice("method", method, tuple(CONTEXT_METHODS))
+    if config.position != "rope":
+        raise ConfigError(f"a context of {block_size} needs rotary positions; this model has position="
+                          f"{config.position!r} with {config.block_size} learned positions")
+    if block_size < config.block_size:
+        raise ConfigError(f"a context of {block_size} is shorter than the model's {config.block_size}")
+    factor = block_size / config.block_size
+    if method == "interpolate":
+        return replace(config, block_size=block_size, rope_scaling=config.rope_scaling * factor)
+    if method == "base":
+        d = config.head_dim
+        return replace(config, block_size=block_size, rope_theta=config.rope_theta * factor ** (d / (d - 2)))
+    return replace(config, block_size=block_size)
+
+
+def extend_context(model: GPT, block_size: int, method: str = "interpolate") -> GPT:
+    """A copy of ``model`` (same weights, same device) that takes ``block_size`` positions, with
+    its rotary angles stretched by ``method`` (see :func:`extended_config`). The weights never saw
+    the new positions (or the new angles): training at the longer context is what teaches them."""
+    longer = GPT(extended_config(model.config, block_size, method))
+    longer.load_state_dict(model.state_dict())
+    return longer.to(next(model.parameters()).device).train(model.training)

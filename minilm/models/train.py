@@ -57,6 +57,9 @@ class TrainConfig:
     grad_clip: float = 1.0
     eval_every: int = 100
     eval_tokens: int = 32_768
+    # Windows of the periodic evaluation (0 = seq_len). Mid-training at a longer context measures at
+    # pretraining's window, so that its validation curve continues the base model's.
+    eval_seq_len: int = 0
     checkpoint_every: int = 0  # 0 = only at the end
     compile: bool = False  # torch.compile the model (worth it on GPUs; on CPU compiling takes a while)
     # torch.compile's mode: "max-autotune" times Triton matmul kernels against cuBLAS (minutes of
@@ -84,6 +87,7 @@ class TrainConfig:
         check_range("muon_lr", self.muon_lr, 0.0, 10.0)
         check_range("grad_clip", self.grad_clip, 0.0, 1e6)
         check_range("eval_every", self.eval_every, 0, 10**9)
+        check_range("eval_seq_len", self.eval_seq_len, 0, 10**6)
         check_range("checkpoint_every", self.checkpoint_every, 0, 10**9)
         check_range("max_seconds", self.max_seconds, 0.0, 10**7)
 
@@ -291,6 +295,39 @@ def sum_windows(nats: np.ndarray, targets: np.ndarray, bytes_: np.ndarray) -> tu
 
 
 @torch.no_grad()
+def loss_by_position(model, tokens: np.ndarray, seq_len: int, batch_size: int, max_tokens: int,
+                     device="cpu") -> np.ndarray:
+    """Next-token loss (nats), (windows, seq_len), at each position 0..seq_len-1 of the consecutive
+    windows of a stream (the windows of :func:`evaluate`). Its mean over windows says how well the
+    model predicts a token from the 1, 2, ... seq_len tokens before it: past the context a model
+    was trained on, whether it can use the extra tokens (the curve keeps falling) or is thrown by
+    them (it rises).
+
+    >>> from minilm.models.gpt import GPT, GPTConfig
+    >>> model = GPT(GPTConfig(vocab_size=50, n_layer=1, n_embd=32, n_head=2, block_size=16))
+    >>> loss_by_position(model, np.arange(100) % 50, seq_len=16, batch_size=4, max_tokens=64).shape
+    (4, 16)
+    """
+    check_rows(tokens, seq_len)
+    if tokens.ndim != 1:
+        raise ValueError("loss_by_position reads a stream of tokens, not rows")
+    starts = window_starts(len(tokens), seq_len, max_tokens)
+    if not starts:
+        raise ValueError(f"need at least seq_len + 1 = {seq_len + 1} tokens, got {len(tokens)}")
+    was_training = model.training
+    model.eval()
+    losses = []
+    for first in range(0, len(starts), batch_size):
+        window = torch.from_numpy(np.stack([tokens[s : s + seq_len + 1] for s in starts[first : first + batch_size]])
+                                  .astype(np.int64)).to(device)
+        logits, _ = model(window[:, :-1])
+        nats = torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), window[:, 1:], reduction="none")
+        losses.append(nats.double().cpu().numpy())
+    model.train(was_training)
+    return np.concatenate(losses)
+
+
+@torch.no_grad()
 def window_totals(model, tokens: np.ndarray, seq_len: int, batch_size: int, max_tokens: int,
                   byte_lengths: np.ndarray | None = None, device="cpu",
                   mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -450,9 +487,10 @@ def train(model, train_tokens: np.ndarray, cfg: TrainConfig, val_tokens: np.ndar
     val_streams = dict(val_tokens) if isinstance(val_tokens, SourceTokens) else {"": val_tokens}
     if isinstance(val_tokens, SourceTokens) and val_mask is not None:
         raise ValueError("val_mask applies to one validation stream, not to validation sets by source")
+    eval_len = cfg.eval_seq_len or cfg.seq_len
     for tokens in val_streams.values():
         if tokens is not None:
-            check_rows(tokens, cfg.seq_len, val_mask)
+            check_rows(tokens, eval_len, val_mask)
     # Checked once here: an id outside the embedding table fails deep in torch, at the first batch holding it.
     vocab = model.config.vocab_size
     named = [("train_tokens", train_tokens)] + [(f"val_tokens{'[' + repr(s) + ']' if s else ''}", t)
@@ -543,7 +581,7 @@ def train(model, train_tokens: np.ndarray, cfg: TrainConfig, val_tokens: np.ndar
             if grad_norm is not None:
                 record["grad_norm"] = float(grad_norm)
             if evaluating:
-                metrics = evaluate(model, val_tokens, cfg.seq_len, cfg.batch_size, cfg.eval_tokens, byte_lengths,
+                metrics = evaluate(model, val_tokens, eval_len, cfg.batch_size, cfg.eval_tokens, byte_lengths,
                                    device, mask=val_mask)
                 record.update({f"val_{k}": v for k, v in metrics.items()})
             result.history.append(record)

@@ -83,7 +83,7 @@ def plot_anneal_sources(summary: dict, base_history: list[dict] | None = None, a
 
 def plot_comparison(comparison: dict, names: dict | None = None, ax=None):
     """Annealed minus continued for every probe, in percentage points, with 95% paired bootstrap
-    intervals over the questions (``summary["comparison"]``): a bar that crosses zero is a
+    intervals over the questions (the control study's ``comparison``): a bar that crosses zero is a
     difference the evaluation cannot tell from noise."""
     import matplotlib.pyplot as plt
 
@@ -102,6 +102,23 @@ def plot_comparison(comparison: dict, names: dict | None = None, ax=None):
     ax.set(title="Annealed minus continued (95% interval over the questions)",
            xlabel="difference in accuracy (percentage points)")
     ax.grid(alpha=0.3, axis="x")
+    return ax
+
+
+def plot_position_loss(curves: dict[str, list[float]], trained: int, ax=None):
+    """Mean loss at each position of long windows, one line per model (``{label: losses}``), with
+    pretraining's window marked: past it, a model that uses the extra context keeps falling."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 3.6))
+    for label, losses in curves.items():
+        ax.plot(range(len(losses)), _smooth(list(losses), 8), label=label)
+    ax.axvline(trained - 0.5, color="k", ls="--", lw=0.8, label=f"pretraining's window ({trained} tokens)")
+    ax.set(title="Loss by position on the held-out plays (running mean of 8 positions)",
+           xlabel="position in the window (tokens)", ylabel="cross-entropy (nats / token)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     return ax
 
 

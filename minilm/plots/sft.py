@@ -102,6 +102,27 @@ def plot_size_sweep(results: dict[int, dict], steps: int | None = None, ax=None)
     return ax
 
 
+def plot_refusal_tradeoff(results: dict[str, dict], ax=None):
+    """Each SFT run (``{run name: run_eval result}``) as a point: false refusals on seen people (x)
+    against hallucinations on never-seen people (y), in %, with their 95% Wilson intervals. The
+    ideal is the origin; a run down and to the left of another beats it on both."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 4.2))
+    for n, (name, r) in enumerate(results.items()):
+        x, y = r["rates"]["false_refusal"], r["rates"]["hallucination"]
+        ax.errorbar(100 * x["accuracy"], 100 * y["accuracy"], fmt="o", color=f"C{n}", capsize=3, label=name,
+                    xerr=[[100 * (x["accuracy"] - x["ci_low"])], [100 * (x["ci_high"] - x["accuracy"])]],
+                    yerr=[[100 * (y["accuracy"] - y["ci_low"])], [100 * (y["ci_high"] - y["accuracy"])]])
+    ax.set(title="Hallucination against false refusal (95% intervals)", xlim=(-2, 102), ylim=(-2, 102),
+           xlabel="false refusals, seen people (% of questions)",
+           ylabel="hallucinations, never-seen people (% of questions)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax
+
+
 def plot_refusal_study(results: dict[str, dict], ax=None):
     """Hallucination rate (held-out people), false-refusal rate (seen people) and facts accuracy (seen
     people), in %, one bar per SFT run (``{run name: run_eval result}``), 95% intervals."""

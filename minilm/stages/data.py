@@ -25,7 +25,7 @@ from .artifact import CORPUS_VERSION, artifact_dir
 
 def data_key(budget: Budget) -> str:
     """Everything the shards depend on, hashed: changing any of it builds new shards."""
-    parts = {"data": repr(budget.data), "world": repr(budget.world), "corpus_chars": budget.corpus_chars,
+    parts = {"data": repr(budget.data), "world": repr(budget.world.pretraining_view()), "corpus_chars": budget.corpus_chars,
              "corpus": CORPUS_VERSION, "tokenizer": tokenizer_stage.path(budget).name, "pipeline": PIPELINE_VERSION}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 

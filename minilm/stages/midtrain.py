@@ -55,7 +55,7 @@ from ..text.tokenizer import CALC_END, CALC_START, ENDOFTEXT, RESULT_END, RESULT
 from . import pretrain, tokenizer as tokenizer_stage
 from .artifact import artifact_dir, content_key, recover_finished, with_settings
 
-RUNS = ("continue", "anneal")
+RUNS = ("anneal", "continue")  # the pipeline's run, and the control (minilm.studies.anneal_control)
 TOOL_TOKENS = (CALC_START, CALC_END, RESULT_START, RESULT_END)
 # Sources made for mid-training (the others are the pretraining sources of minilm.data.sources).
 CURATED, TOOL = "curated_arithmetic", "tool_arithmetic"
@@ -131,7 +131,7 @@ def mixture_tokens(pool: dict[str, list[str]], weights: dict[str, float], total_
 def mix_chars(budget: Budget) -> int:
     """Characters to draw for a run: about as many tokens as it trains on (a token is 2-4 characters)."""
     m = budget.midtrain
-    return max(100_000, 4 * m.steps * m.batch_size * budget.pretrain.seq_len)
+    return max(100_000, 4 * m.steps * m.batch_size * context_length(budget))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -195,13 +195,22 @@ def plain_gpt(model: GPT) -> GPT:
 # Training
 
 
+def context_length(budget: Budget) -> int:
+    """The context mid-training extends the model to (and SFT keeps): ``MidtrainConfig.context``,
+    or pretraining's ``seq_len`` when that is 0."""
+    return budget.midtrain.context or budget.pretrain.seq_len
+
+
 def train_config(budget: Budget) -> TrainConfig:
-    """Both runs: warmup, then the learning rate decays linearly to zero (WSD with all of it decay)."""
+    """Every run: warmup, then the learning rate decays linearly to zero (WSD with all of it decay).
+    Rows of the long context; the periodic validation keeps pretraining's windows, so its curve
+    continues the base model's (loss by position shows the long context, :func:`position_study`)."""
     m = budget.midtrain
-    return TrainConfig(steps=m.steps, batch_size=m.batch_size, seq_len=budget.pretrain.seq_len, lr=m.lr,
+    return TrainConfig(steps=m.steps, batch_size=m.batch_size, seq_len=context_length(budget), lr=m.lr,
                        optimizer=m.optimizer, muon_lr=m.muon_lr, warmup_steps=m.warmup_steps, schedule="wsd",
                        decay_fraction=1.0, min_lr_ratio=0.0, eval_every=m.eval_every,
-                       checkpoint_every=max(50, m.steps // 5), compile=budget.pretrain.compile, seed=1)
+                       eval_seq_len=budget.pretrain.seq_len, checkpoint_every=max(50, m.steps // 5),
+                       compile=budget.pretrain.compile, seed=1)
 
 
 def task_probes(model, tokenizer, world, n: int) -> dict:
@@ -287,95 +296,163 @@ def tool_use_table(model, tokenizer, world, digits: tuple[int, ...], n: int, ops
     return rows
 
 
+# Distances of the in-context recall probe (:func:`minilm.evals.probes.probe_recall`): filler tokens
+# between the needle and the question, from inside pretraining's window to well past it.
+RECALL_GAPS = (0, 64, 128)
+
+
+def position_study(model, tokenizer, world, val_tokens, context: int, n: int, device: str,
+                   trained: int | None = None) -> dict:
+    """What a longer context buys a model: its mean loss at each position of ``context``-token
+    windows of the held-out plays (the only source whose documents run past pretraining's window),
+    each window's mean loss past the first ``trained`` positions (for intervals), and its in-context
+    recall at each of :data:`RECALL_GAPS` (``n`` questions each)."""
+    from ..evals.probes import probe_recall
+    from ..models.train import loss_by_position
+
+    losses = loss_by_position(model, val_tokens["shakespeare"], context, 16, 64 * context, device)
+    result = {"loss_by_position": [round(float(x), 4) for x in losses.mean(axis=0)],
+              "recall": {str(gap): probe_recall(model, tokenizer, world, n, gap) for gap in RECALL_GAPS}}
+    if trained is not None and trained < context:
+        result["late_window_loss"] = [round(float(x), 5) for x in losses[:, trained:].mean(axis=1)]
+    return result
+
+
+def validation_windows(model, budget: Budget, tokenizer, val_tokens, device: str) -> dict:
+    """Each validation source's windows' totals (:func:`minilm.models.train.window_totals`), at
+    pretraining's window."""
+    model.eval()
+    byte_lengths = token_byte_lengths(tokenizer)
+    return {source: window_totals(model, stream, budget.pretrain.seq_len, 64, 10**9, byte_lengths, device)
+            for source, stream in val_tokens.items()}
+
+
+def measure(model, budget: Budget, tokenizer, world, val_tokens, probe_n: int, device: str) -> tuple[dict, dict]:
+    """A mid-trained model's validation (every source, at pretraining's windows: comparable with the
+    base model's) and chapter 04's probes; and the validation windows' totals by source, for the
+    comparison's intervals (:func:`compare_runs`)."""
+    windows = validation_windows(model, budget, tokenizer, val_tokens, device)
+    # evaluate()'s figures, from the same windows (one pass over the validation sets, not two)
+    final = source_metrics({source: sum_windows(*w) for source, w in windows.items()}, val_tokens.weights)
+    return {"val_loss": final["loss"], "val_bpb": final["bpb"], "val_sources": pretrain.by_source(final, val_tokens),
+            "probes": task_probes(model, tokenizer, world, probe_n)}, windows
+
+
+def train_run(budget: Budget, run: str, base: GPT, tokenizer, pool: dict, val_tokens, checkpoint: str | None,
+              device: str, progress: bool = True) -> tuple[GPT, dict]:
+    """One continuation of ``base`` (extended to the mid-training context) on the ``run`` mix:
+    "anneal" (the annealing mix) or "continue" (the pretraining mix, the control of
+    :mod:`minilm.studies.anneal_control`); both with ``tool_share`` of calculator practice. Returns
+    the trained model (a plain GPT) and a record: the mix's statistics, time, history."""
+    from ..models.gpt import extend_context
+
+    check_run(run)
+    m, cfg = budget.midtrain, train_config(budget)
+    weights = m.weights(budget.data.weights()) if run == "continue" else m.weights()
+    tokens, stats = mixture_tokens(pool, weights, mix_chars(budget), tokenizer, seed=budget.data.seed + 1)
+    model = ToolMaskedGPT.from_model(extend_context(base, cfg.seq_len, m.context_method), tokenizer)
+    result = train(model, tokens, cfg, val_tokens=val_tokens, byte_lengths=token_byte_lengths(tokenizer),
+                   checkpoint=checkpoint, resume=checkpoint is not None, device=device, progress=progress)
+    return plain_gpt(model), {"mixture": stats, "tokens_available": int(len(tokens)),
+                              "seconds": round(result.seconds, 1), "tokens_per_s": round(result.tokens_per_s),
+                              "history": result.history}
+
+
+def check_run(run: str) -> None:
+    if run not in RUNS:
+        raise ConfigError(f"run={run!r}: mid-training runs are {', '.join(RUNS)}")
+
+
+def check_tool_window(budget: Budget) -> None:
+    """A training window must be longer than any tool result (see :func:`mask_tool_results`)."""
+    longest_result = 2 * budget.midtrain.tool_max_digits + 2  # a product's digits and the two result tokens
+    if context_length(budget) <= longest_result:
+        raise ConfigError(f"a context of {context_length(budget)} is too short for tool results of up to "
+                          f"{longest_result} tokens (tool_max_digits={budget.midtrain.tool_max_digits}): "
+                          "lower tool_max_digits")
+
+
 def midtrain(budget: Budget | str | None = None, checkpoint_prefix: str | Path | None = None,
              device: str | None = None, progress: bool = True) -> tuple[GPT, dict]:
-    """Run both continuations of the base model; returns the annealed model and a summary.
+    """Extend the base model's context and anneal it; returns the mid-trained model and a summary:
+    validation and probes against the base model's, loss by position and in-context recall before
+    and after the extension, and tool use with and without the calculator.
 
-    With ``checkpoint_prefix``, each run writes ``<prefix>.<run>.partial.pt`` as it goes and an
-    interrupted call resumes from there.
+    With ``checkpoint_prefix`` the run writes ``<prefix>.anneal.partial.pt`` as it goes and an
+    interrupted call resumes from there. The control run on the pretraining mix is a study
+    (:mod:`minilm.studies.anneal_control`), outside the pipeline.
     """
+    from ..models.gpt import CONTEXT_METHODS, extend_context
     from ..text.world import World
 
     budget = as_budget(budget)
-    longest_result = 2 * budget.midtrain.tool_max_digits + 2  # a product's digits and the two result tokens
-    if budget.pretrain.seq_len <= longest_result:
-        raise ConfigError(f"seq_len={budget.pretrain.seq_len} is too short for tool results of up to {longest_result} "
-                          f"tokens (tool_max_digits={budget.midtrain.tool_max_digits}): lower tool_max_digits")
+    check_tool_window(budget)
     device = device or best_device()
     started = time.perf_counter()
     base, tokenizer, base_summary = pretrain.artifact(budget, progress=progress)
     _, val_tokens, _ = pretrain.load_tokens(budget, progress=progress)
     world = World(budget.world)
     cfg, m = train_config(budget), budget.midtrain
-    byte_lengths = token_byte_lengths(tokenizer)
-
     # The base model was measured the same way when it was trained (the whole validation set, the
     # probes with the same prompts): its summary gives the starting point.
     probe_n = base_summary["probes"]["addition_2digit"]["n"]
-
-    windows = {}  # run -> source -> the validation windows' totals, for the comparison's interval
-
-    def measure(run: str, model) -> dict:
-        model.eval()
-        windows[run] = {source: window_totals(model, stream, cfg.seq_len, 64, 10**9, byte_lengths, device)
-                        for source, stream in val_tokens.items()}
-        # evaluate()'s figures, from the same windows (one pass over the validation sets, not two)
-        final = source_metrics({source: sum_windows(*w) for source, w in windows[run].items()}, val_tokens.weights)
-        probes = task_probes(model, tokenizer, world, probe_n)
-        return {"val_loss": final["loss"], "val_bpb": final["bpb"], "val_sources": pretrain.by_source(final, val_tokens),
-                "probes": probes}
-
     base_probes = {k: v for k, v in base_summary["probes"].items() if k in PROBE_NAMES}
     summary = {"budget": budget.name, "config": asdict(m), "train_config": asdict(cfg), "device": device,
                "base": {"val_loss": base_summary["val_loss"], "val_bpb": base_summary["val_bpb"],
                         "probes": base_probes},
-               "mixtures": {}, "runs": {}}
+               "context": {"trained": budget.pretrain.seq_len, "extended": cfg.seq_len, "method": m.context_method,
+                           "method_name": CONTEXT_METHODS[m.context_method]}, "runs": {}}
+    base.to(device)
+    short = budget.pretrain.seq_len
+    summary["context"]["base"] = position_study(extend_context(base, cfg.seq_len, "extrapolate"), tokenizer, world,
+                                                val_tokens, cfg.seq_len, m.probe_n, device, short)
+    # The base model at its own window (recall prompts cut to their last block_size tokens).
+    summary["context"]["base_window"] = position_study(base, tokenizer, world, val_tokens, budget.pretrain.seq_len,
+                                                       m.probe_n, device)
     pool_started = time.perf_counter()
     pool = midtrain_documents(budget)
     summary["pool_seconds"] = round(time.perf_counter() - pool_started, 1)
-    weights = {"continue": m.weights(budget.data.weights()), "anneal": m.weights()}
-    models = {}
-    for run in RUNS:
-        tokens, stats = mixture_tokens(pool, weights[run], mix_chars(budget), tokenizer, seed=budget.data.seed + 1)
-        summary["mixtures"][run] = stats
-        model = ToolMaskedGPT.from_model(base, tokenizer)
-        checkpoint = f"{checkpoint_prefix}.{run}.partial.pt" if checkpoint_prefix is not None else None
-        result = train(model, tokens, cfg, val_tokens=val_tokens, byte_lengths=byte_lengths, checkpoint=checkpoint,
-                       resume=checkpoint is not None, device=device, progress=progress)
-        models[run] = plain_gpt(model)
-        summary["runs"][run] = {"tokens_available": int(len(tokens)), "seconds": round(result.seconds, 1),
-                                "tokens_per_s": round(result.tokens_per_s), "history": result.history,
-                                **measure(run, models[run])}
-    summary["comparison"] = compare_runs(summary["runs"], windows, val_tokens.weights)
+    checkpoint = f"{checkpoint_prefix}.anneal.partial.pt" if checkpoint_prefix is not None else None
+    model, record = train_run(budget, "anneal", base, tokenizer, pool, val_tokens, checkpoint, device, progress)
+    measured, _ = measure(model, budget, tokenizer, world, val_tokens, probe_n, device)
+    summary["mixture"] = record.pop("mixture")
+    summary["runs"]["anneal"] = record | measured
+    summary["context"]["midtrained"] = position_study(model, tokenizer, world, val_tokens, cfg.seq_len, m.probe_n,
+                                                      device, short)
     tools_started = time.perf_counter()
-    summary["tools"] = tool_use_table(models["anneal"], tokenizer, world, m.tool_digits, m.probe_n)
+    summary["tools"] = tool_use_table(model, tokenizer, world, m.tool_digits, m.probe_n)
     summary["tools_seconds"] = round(time.perf_counter() - tools_started, 1)
     summary["seconds"] = round(time.perf_counter() - started, 1)
-    return models["anneal"].cpu(), summary
+    return model.cpu(), summary
 
 
 # ----------------------------------------------------------------------------------------------
 # The artifact
 
 # Bump when mid-training changes what its model holds or how it is trained.
-MIDTRAIN_VERSION = 2  # 2: per-item probe results and the runs' comparison with intervals
+MIDTRAIN_VERSION = 3  # 2: per-item probe results; 3: the long context, one run (the control is a study)
+
+
+STUDY_SETTINGS = ("grow_", "extension_")  # settings of chapter 07's studies, not of the stage
 
 
 def path(budget: Budget) -> Path:
-    """Keyed by the base model it starts from and the mid-training settings (not the growing
-    experiment's, which only notebook 07 runs)."""
-    settings = {k: v for k, v in asdict(budget.midtrain).items() if not k.startswith("grow_")}
-    k = content_key(base=pretrain.path(budget).name, midtrain=repr(sorted(settings.items())), version=MIDTRAIN_VERSION)
+    """Keyed by the base model it starts from, the world and the mid-training settings (not those
+    of the growing and context-extension studies, which only notebook 07 runs)."""
+    settings = {k: v for k, v in asdict(budget.midtrain).items() if not k.startswith(STUDY_SETTINGS)}
+    # The world too: its held-out people are the recall probe's needles (the base key ignores them).
+    k = content_key(base=pretrain.path(budget).name, midtrain=repr(sorted(settings.items())), world=repr(budget.world),
+                    version=MIDTRAIN_VERSION)
     return artifact_dir(budget) / f"midtrain-{k}.pt"
 
 
 def artifact(budget: Budget | str | None = None, progress: bool = True, device: str | None = None):
-    """The budget's mid-trained model (annealed, calculator calls learned): ``(model, tokenizer, summary)``.
+    """The budget's mid-trained model (long context, annealed, calculator calls learned):
+    ``(model, tokenizer, summary)``.
 
-    Built from the base model (itself built if missing) the first time. The two runs write
-    ``midtrain-<key>.<run>.partial.pt`` as they go (an interrupted build resumes from them); when
-    both are done the annealed model becomes ``midtrain-<key>.pt`` with a ``.json`` summary, and
-    the control run's checkpoint is removed.
+    Built from the base model (itself built if missing) the first time. The run writes
+    ``midtrain-<key>.anneal.partial.pt`` as it goes (an interrupted build resumes from it); when it
+    is done the model becomes ``midtrain-<key>.pt`` with a ``.json`` summary.
     """
     budget = as_budget(budget)
     file = path(budget)
@@ -388,8 +465,6 @@ def artifact(budget: Budget | str | None = None, progress: bool = True, device: 
         write_json(summary_path.with_suffix(".partial.json"), summary)
         Path(f"{prefix}.anneal.partial.pt").replace(file)
         summary_path.with_suffix(".partial.json").replace(summary_path)
-        for run in RUNS:
-            Path(f"{prefix}.{run}.partial.pt").unlink(missing_ok=True)
     else:
         model = load_model(file)
     return model, tokenizer_stage.artifact(budget, progress=progress), read_json(summary_path)
@@ -406,15 +481,15 @@ PROBE_NAMES = {"facts_seen": "facts of seen people", "addition_2digit": "held-ou
 
 
 def comparison_rows(summary: dict) -> list[list[str]]:
-    """Base model, continued and annealed, side by side: validation loss, bits per byte, probes.
+    """The base model and each run of ``summary["runs"]`` (the control's, when a study added it,
+    then the annealed one), side by side: validation loss, bits per byte, probes.
 
     >>> s = {"base": {"val_loss": 2.0, "val_bpb": 1.0, "probes": {"facts_seen": {"accuracy": 0.5}}},
-    ...      "runs": {r: {"val_loss": 1.9, "val_bpb": 0.9, "probes": {"facts_seen": {"accuracy": 0.75}}}
-    ...               for r in RUNS}}
+    ...      "runs": {"anneal": {"val_loss": 1.9, "val_bpb": 0.9, "probes": {"facts_seen": {"accuracy": 0.75}}}}}
     >>> comparison_rows(s)[2]
-    ['facts of seen people', '50.0%', '75.0%', '75.0%']
+    ['facts of seen people', '50.0%', '75.0%']
     """
-    columns = [summary["base"], summary["runs"]["continue"], summary["runs"]["anneal"]]
+    columns = [summary["base"], *(summary["runs"][r] for r in reversed(RUNS) if r in summary["runs"])]
     rows = [["validation loss (nats / token)", *(f"{c['val_loss']:.3f}" for c in columns)],
             ["validation bits per byte", *(f"{c['val_bpb']:.3f}" for c in columns)]]
     for key, probe in columns[0]["probes"].items():
@@ -422,7 +497,36 @@ def comparison_rows(summary: dict) -> list[list[str]]:
     return rows
 
 
-COMPARISON_COLUMNS = ("measure", "base model", "continue (pretraining mix)", "anneal (curated mix)")
+RUN_NAMES = {"continue": "continue (pretraining mix)", "anneal": "anneal (curated mix)"}
+
+
+def comparison_columns(summary: dict) -> tuple[str, ...]:
+    """The headers of :func:`comparison_rows` for this summary."""
+    return ("measure", "base model", *(RUN_NAMES[r] for r in reversed(RUNS) if r in summary["runs"]))
+
+
+def context_rows(summary: dict) -> list[list[str]]:
+    """In-context recall at each distance, and the mean loss on the plays inside and past
+    pretraining's window: the base model at its own window, the base model stretched to the long
+    context without training, and the mid-trained model."""
+    c = summary["context"]
+    short, long_ = c["trained"], c["extended"]
+    models = [c["base_window"], c["base"], c["midtrained"]]
+    rows = []
+    for gap in c["midtrained"]["recall"]:
+        rows.append([f"recall, needle {c['midtrained']['recall'][gap]['distance']:.0f} tokens back",
+                     *(f"{100 * m['recall'][gap]['accuracy']:.0f}%" for m in models)])
+    for name, part in ((f"positions 0-{short - 1}", slice(0, short)), (f"positions {short}-{long_ - 1}", slice(short, long_))):
+        rows.append([f"plays loss, {name} (nats)",
+                     *(f"{np.mean(m['loss_by_position'][part]):.3f}" if len(m["loss_by_position"][part]) else "-"
+                       for m in models)])
+    return rows
+
+
+def context_columns(summary: dict) -> tuple[str, ...]:
+    c = summary["context"]
+    return ("measure", f"base ({c['trained']} tokens)", f"base stretched to {c['extended']} (no training)",
+            f"mid-trained ({c['extended']}, {c['method']})")
 
 
 def tool_rows(summary: dict) -> list[list[str]]:
@@ -452,9 +556,9 @@ def tool_example(summary: dict) -> tuple[str, str, str]:
 # The command: `minilm midtrain` (one generic handler in minilm.cli reads these)
 
 COMMAND, CHAPTER, PRODUCT = "midtrain", "07", "mid-trained model"
-HELP = "mid-train the base model: annealing and calculator calls, compared"
+HELP = "mid-train the base model: a longer context, annealing and calculator calls"
 # The budget's mid-training settings the command may change: flag -> (type, help).
-FLAGS = {"steps": (int, "optimizer steps of each run (default: the budget's)"),
+FLAGS = {"steps": (int, "optimizer steps (default: the budget's)"),
          "lr": (float, "learning rate after warmup, decayed linearly to zero")}
 
 
@@ -466,7 +570,8 @@ def report(result) -> str:
     """What ``minilm midtrain`` prints: the runs compared, tool use, an example call."""
     summary = result[2]
     prompt, gold, completion = tool_example(summary)
-    return "\n".join([markdown_table(COMPARISON_COLUMNS, comparison_rows(summary)), "",
+    return "\n".join([markdown_table(comparison_columns(summary), comparison_rows(summary)), "",
+                      markdown_table(context_columns(summary), context_rows(summary)), "",
                       markdown_table(TOOL_COLUMNS, tool_rows(summary)),
                       f"\nexample: {prompt}{completion}   (gold {gold})",
-                      f"built in {summary['seconds']:.0f} s (each run {summary['config']['steps']} steps)"])
+                      f"built in {summary['seconds']:.0f} s ({summary['config']['steps']} steps)"])

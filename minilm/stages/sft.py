@@ -29,13 +29,13 @@ measures the evaluation suite before and after; :func:`artifact` keeps the resul
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from ..core.checks import ConfigError, check_count
+from ..core.checks import check_count
 from ..core.config import Budget, SFTConfig, as_budget
 from ..core.device import best_device
 from ..core.files import write_json
@@ -44,6 +44,7 @@ from ..data.conversations import Conversation, conversations, length_stats, mix_
 from ..core.tables import markdown_table
 from ..evals.chat_eval import check_settings, format_eval_table, run_eval
 from ..evals.probes import identity_rate
+from ..models.gpt import extend_context
 from ..text.chat_template import render_conversation
 from ..text.tokenizer import PAD
 from ..text.world import World
@@ -154,25 +155,6 @@ def encode_conversations(convs: Sequence[Conversation], tokenizer, seq_len: int,
 # Training
 
 
-def extend_context(model, block_size: int):
-    """A copy of ``model`` that takes ``block_size`` positions (its weights unchanged).
-
-    Only rotary positions allow it: they are computed for any length, while learned position
-    embeddings have one row per position. Positions beyond those pretraining saw are new to the
-    model; SFT on conversations of that length is what teaches it to use them.
-    """
-    from ..models.gpt import GPT
-
-    if model.config.position != "rope":
-        raise ConfigError(f"context={block_size} needs rotary positions; this model has position="
-                          f"{model.config.position!r} with {model.config.block_size} learned positions")
-    if block_size < model.config.block_size:
-        raise ConfigError(f"context={block_size} is shorter than the model's {model.config.block_size}")
-    longer = GPT(replace(model.config, block_size=block_size))
-    longer.load_state_dict(model.state_dict())
-    return longer.to(next(model.parameters()).device)
-
-
 def train_config(config: SFTConfig, seq_len: int, compile: bool = False):
     """The shared loop's settings: warmup, then the learning rate decays linearly to zero."""
     from ..models.train import TrainConfig
@@ -249,7 +231,7 @@ def sft(budget: Budget | str | None = None, checkpoint: str | Path | None = None
     started = time.perf_counter()
     model, tokenizer, _ = midtrain.artifact(budget, progress=progress, device=device)
     if cfg.context and cfg.context != model.config.block_size:
-        model = extend_context(model, cfg.context)
+        model = extend_context(model, cfg.context, budget.midtrain.context_method)
     seq_len = model.config.block_size
     world = World(budget.world)
     data = sft_data(budget, tokenizer, seq_len)

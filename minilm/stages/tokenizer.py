@@ -20,7 +20,7 @@ from .artifact import CORPUS_VERSION, artifact_dir, content_key
 def path(budget: Budget) -> Path:
     cfg = budget.tokenizer
     k = content_key(vocab=cfg.vocab_size, digits=cfg.digit_group, chars=budget.corpus_chars,
-                    corpus=CORPUS_VERSION, file=FILE_VERSION, world=repr(budget.world))
+                    corpus=CORPUS_VERSION, file=FILE_VERSION, world=repr(budget.world.pretraining_view()))
     return artifact_dir(budget) / f"tokenizer-{cfg.vocab_size}-{k}.json"
 
 

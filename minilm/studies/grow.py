@@ -22,14 +22,20 @@ it and trains on, against a model of the grown size trained from scratch for the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..core.checks import check_count, check_range
+from ..core.config import Budget, as_budget
+from ..core.device import best_device
+from ..core.files import read_json, write_json
 from ..evals.intervals import Difference, loss_difference
-from ..models.gpt import GPT
+from ..models.gpt import GPT, GPTConfig
+from ..stages import data as data_stage, pretrain
+from ..stages.artifact import artifact_dir, content_key
 
 
 def default_positions(n_layer: int, new_layers: int) -> list[int]:
@@ -194,3 +200,50 @@ def growth_experiment(train_tokens: np.ndarray, val_tokens: np.ndarray, small_co
                for m in (grown, scratch)]
     result.final_difference = loss_difference(*windows, getattr(sets, "weights", None), seed=seed)
     return result
+
+
+# ----------------------------------------------------------------------------------------------
+# Chapter 07's experiment, cached
+
+# Bump when the experiment changes what it runs or records.
+GROW_VERSION = 1
+
+
+def path(budget: Budget) -> Path:
+    """Keyed by the pretraining data and the ``grow_*`` settings of the budget's mid-training."""
+    settings = {k: v for k, v in asdict(budget.midtrain).items() if k.startswith("grow_")}
+    k = content_key(data=data_stage.data_key(budget), grow=repr(sorted(settings.items())),
+                    context=budget.pretrain.seq_len, version=GROW_VERSION)
+    return artifact_dir(budget) / f"grow-{k}.json"
+
+
+def _to_dict(result: GrowthResult) -> dict:
+    record = asdict(result)
+    record["final_difference"] = result.final_difference.as_dict() if result.final_difference else None
+    return record
+
+
+def _from_dict(record: dict) -> GrowthResult:
+    fields_ = {**record, "curves": {name: [tuple(p) for p in points] for name, points in record["curves"].items()}}
+    difference = record.get("final_difference")
+    fields_["final_difference"] = Difference.from_dict(difference) if difference else None
+    return GrowthResult(**fields_)
+
+
+def artifact(budget: Budget | str | None = None, progress: bool = False, device: str | None = None) -> GrowthResult:
+    """Chapter 07's growing experiment for the budget (:func:`growth_experiment` on the pretraining
+    data: a ``grow_layers``-layer model of width ``grow_width``, ``grow_steps`` steps, grown by
+    ``grow_new_layers`` blocks): run the first time (two to three minutes at laptop), saved as
+    ``grow-<key>.json``, loaded after."""
+    budget = as_budget(budget)
+    file = path(budget)
+    if not file.exists():
+        train_tokens, val_tokens, tokenizer = pretrain.load_tokens(budget, progress=progress)
+        m = budget.midtrain
+        small = GPTConfig.modern(vocab_size=tokenizer.vocab_size, n_layer=m.grow_layers, n_embd=m.grow_width,
+                                 n_head=m.grow_width // 64, block_size=budget.pretrain.seq_len)
+        result = growth_experiment(train_tokens, val_tokens, small, m.grow_new_layers, m.grow_steps, batch_size=16,
+                                   eval_every=max(2, m.grow_steps // 10), device=device or best_device(),
+                                   progress=progress)
+        write_json(file, _to_dict(result))
+    return _from_dict(read_json(file))

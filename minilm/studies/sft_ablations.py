@@ -23,7 +23,7 @@ the evaluation suite (:func:`minilm.evals.chat_eval.run_eval`) and the identity 
 All runs use the budget's SFT settings with ``SFTConfig.ablation_steps`` steps and
 ``SFTConfig.ablation_eval_n`` questions per category (:func:`ablation_config`): fewer steps than
 the stage itself (laptop: 150 instead of 300) so that the dozen runs fit (laptop: about a minute
-each on 2 CPU cores, 13 minutes in all, once: the results are cached). Same seed everywhere, so
+each on 2 CPU cores, 11 minutes in all, once: the results are cached). Same seed everywhere, so
 runs on the same data draw the same batches. The default-mix run is shared by the three studies that
 need it and, where the ablation steps equal the stage's,
 it *is* the main SFT model (:func:`minilm.stages.sft.artifact`), not trained again; each run's
@@ -39,7 +39,7 @@ its results (JSON) so that notebook 08 re-executes in seconds once they are buil
 >>> from minilm.core.config import get_budget
 >>> cfg = ablation_config(get_budget("laptop"))
 >>> cfg.steps, cfg.eval_n, cfg.batch_size
-(150, 50, 32)
+(150, 50, 8)
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ from ..evals.probes import identity_rate
 from ..models.checkpoint import check_same_vocabulary
 from ..stages import midtrain, sft
 from ..stages.artifact import artifact_dir, content_key
-from ..stages.sft import extend_context, sft_data, train_sft
+from ..models.gpt import extend_context
+from ..stages.sft import sft_data, train_sft
 from ..text.world import World, people_split
 
 DEFAULT_RUN = "default mix"
@@ -123,7 +124,7 @@ def make_setup(budget: Budget | str | None = None, device: str | None = None, pr
     check_same_vocabulary(model, tokenizer)
     model = midtrain.plain_gpt(model.cpu())
     if budget.sft.context and budget.sft.context != model.config.block_size:
-        model = extend_context(model, budget.sft.context).cpu()
+        model = extend_context(model, budget.sft.context, budget.midtrain.context_method).cpu()
     data = sft_data(budget, tokenizer, model.config.block_size)
     return AblationSetup(budget, ablation_config(budget), model, tokenizer, World(budget.world), data,
                          device or best_device(), progress, main_sft)
