@@ -154,7 +154,7 @@ CHAPTERS: tuple[Chapter, ...] = (
 BUDGET_GUIDE = {
     "smoke": ("CI, a quick check", "≤ 90 s on 2 CPU cores", "about a minute"),
     "laptop": ("students on a CPU (default)", "7 s to 10 min once the stages are built; the first open of "
-               "04, 07 or 08 trains its stage and studies (13-31 min)", "about 43 min on 2 cores, through SFT"),
+               "04, 07 or 08 trains its stage and studies (13-31 min)", "35 min on 2 cores, through SFT"),
     "gpu": ("one GPU; torchrun for several", "not measured yet", "not measured yet"),
 }
 
