@@ -15,7 +15,7 @@ from minilm.evals.extraction import OUTCOMES, diagnose_extraction, name_in, outc
     ("I don't know.", None),
 ])
 def test_name_in_finds_another_persons_name(reply, found):
-    assert name_in(reply, set(), asked="Noor Quintero") == found
+    assert name_in(reply, asked="Noor Quintero") == found
 
 
 def test_the_diagnosis_sorts_every_fact_question_once(midtrained):

@@ -9,7 +9,7 @@ question and as a few-shot cloze (chapter 04's probe) of the same model, and sor
 into one of :data:`OUTCOMES`; given the model before SFT, its cloze too, which separates a fact SFT
 made the model forget from one it never stored.
 
->>> name_in("Paul Quintero was born in Lagos.", {"Paul Quintero", "Noor Quintero"}, asked="Noor Quintero")
+>>> name_in("Paul Quintero was born in Lagos.", asked="Noor Quintero")
 'Paul Quintero'
 """
 
@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import re
 
-from ..inference.generate import complete
 from ..text.chat_template import render_conversation
 from ..text.world import FIRST_NAMES, LAST_NAMES
 from .chat_eval import _replies, eval_cases, is_refusal, score
-from .probes import fact_prompts
+from .probes import complete_values, fact_prompts
 
 # Each wrong chat answer gets the first outcome that fits, in this order.
 OUTCOMES = {
@@ -35,7 +34,7 @@ OUTCOMES = {
 _NAME = re.compile(rf"\b(?:{'|'.join(FIRST_NAMES)}) (?:{'|'.join(LAST_NAMES)})\b")
 
 
-def name_in(reply: str, names, asked: str) -> str | None:
+def name_in(reply: str, asked: str) -> str | None:
     """The first person's name in ``reply`` (any first name of the world with any last name: a
     garbled copy is a name too) that is not ``asked``; None when there is none."""
     for found in _NAME.findall(reply):
@@ -49,8 +48,7 @@ def cloze_right(model, tokenizer, world, keys: list[tuple[str, str]]) -> list[bo
     give the value?"""
     prompts = {(r[0].rsplit(". ", 1)[-1], r[2]): r for r in fact_prompts(world)}
     rows = [prompts[(cloze, attribute)] for cloze, attribute in keys]
-    answers = complete(model, tokenizer, [p for p, _, _ in rows], max_new_tokens=8, stop=".")
-    return [a.strip() == gold for a, (_, gold, _) in zip(answers, rows)]
+    return complete_values(model, tokenizer, [p for p, _, _ in rows], [gold for _, gold, _ in rows])[1]
 
 
 def diagnose_extraction(model, tokenizer, world, n: int = 200, before=None, batch_size: int = 64) -> dict:
@@ -65,14 +63,13 @@ def diagnose_extraction(model, tokenizer, world, n: int = 200, before=None, batc
     keys = [(c.item.meta["cloze"], c.item.meta["attribute"]) for c in cases]
     cloze = cloze_right(model, tokenizer, world, keys)
     cloze_before = cloze_right(before, tokenizer, world, keys) if before is not None else [False] * len(cases)
-    names = {p.name for p in world.people + world.heldout_people}
     items, counts = [], dict.fromkeys(OUTCOMES, 0)
     for case, reply, now, then in zip(cases, replies, cloze, cloze_before):
         if score(case, reply):
             outcome = "right"
         elif is_refusal(reply):
             outcome = "refusal"
-        elif name_in(reply, names, case.item.meta["name"]):
+        elif name_in(reply, case.item.meta["name"]):
             outcome = "other_person"
         elif now:
             outcome = "stored"

@@ -27,6 +27,7 @@ from ..data.conversations import is_known, knowledge_key
 from ..inference.generate import complete
 from ..text.chat_template import render_conversation
 from ..text.world import (ATTRIBUTES, CLOZE, QUESTIONS, VALUES, Item, World, arithmetic_item, is_heldout_problem, verify)
+from .chat_eval import wilson_interval
 
 _INTEGER = re.compile(r"-?\d+")
 
@@ -55,6 +56,25 @@ def fact_chance() -> float:
     return sum(1 / len(VALUES[a]) for a in ATTRIBUTES) / len(ATTRIBUTES)
 
 
+def complete_values(model, tokenizer, prompts: Sequence[str], golds: Sequence[str]) -> tuple[list[str], list[bool]]:
+    """Greedy completions of few-shot cloze prompts, up to the sentence's end, and whether each is
+    exactly its gold value: how every cloze probe here (facts, in-context recall) and the extraction
+    diagnosis (:mod:`minilm.evals.extraction`) score an answer."""
+    answers = complete(model, tokenizer, list(prompts), max_new_tokens=8, stop=".")
+    return answers, [a.strip() == gold for a, gold in zip(answers, golds)]
+
+
+def at_chance(probe: dict) -> bool:
+    """Does the 95% Wilson interval of a probe's accuracy (its ``right`` answers) contain its
+    ``chance`` rate?
+
+    >>> at_chance({"right": [1] + [0] * 29, "chance": 0.04}), at_chance({"right": [1] * 10, "chance": 0.04})
+    (True, False)
+    """
+    low, high = wilson_interval(sum(probe["right"]), len(probe["right"]))
+    return low <= probe["chance"] <= high
+
+
 def probe_facts(model, tokenizer, world: World, heldout: bool = False, shots: int = 3,
                 limit: int | None = None) -> dict:
     """Greedy few-shot completion of facts; a completion is right when it is exactly the value.
@@ -64,8 +84,7 @@ def probe_facts(model, tokenizer, world: World, heldout: bool = False, shots: in
     two models probed alike compare question by question (:mod:`minilm.evals.intervals`).
     """
     rows = fact_prompts(world, heldout, shots, limit)
-    answers = complete(model, tokenizer, [p for p, _, _ in rows], max_new_tokens=8, stop=".")
-    right = [a.strip() == gold for a, (_, gold, _) in zip(answers, rows)]
+    answers, right = complete_values(model, tokenizer, [p for p, _, _ in rows], [gold for _, gold, _ in rows])
     by_attribute = {}
     for attribute in ATTRIBUTES:
         hits = [r for r, (_, _, a) in zip(right, rows) if a == attribute]
@@ -110,8 +129,7 @@ def probe_recall(model, tokenizer, world: World, n: int = 100, gap: int = 64, sh
     the distance sees only the prompt's last ``block_size`` tokens and can only guess (chance as
     for facts, :func:`fact_chance`)."""
     rows = recall_prompts(world, tokenizer, n, gap, shots)
-    answers = complete(model, tokenizer, [p for p, _, _ in rows], max_new_tokens=8, stop=".")
-    right = [a.strip() == gold for a, (_, gold, _) in zip(answers, rows)]
+    _, right = complete_values(model, tokenizer, [p for p, _, _ in rows], [gold for _, gold, _ in rows])
     return {"accuracy": sum(right) / len(right), "n": len(right), "right": [int(r) for r in right],
             "distance": sum(d for _, _, d in rows) / len(rows),
             "longest_prompt": max(len(tokenizer.encode(p)) for p, _, _ in rows), "chance": fact_chance()}

@@ -155,6 +155,15 @@ def encode_conversations(convs: Sequence[Conversation], tokenizer, seq_len: int,
 # Training
 
 
+def at_sft_context(model, budget: Budget):
+    """``model`` at the context SFT trains with: the mid-trained model's own, or ``SFTConfig.context``
+    when that asks for more, stretched as mid-training stretched it (``MidtrainConfig.context_method``)."""
+    context = budget.sft.context
+    if context and context != model.config.block_size:
+        return extend_context(model, context, budget.midtrain.context_method)
+    return model
+
+
 def train_config(config: SFTConfig, seq_len: int, compile: bool = False):
     """The shared loop's settings: warmup, then the learning rate decays linearly to zero."""
     from ..models.train import TrainConfig
@@ -230,8 +239,7 @@ def sft(budget: Budget | str | None = None, checkpoint: str | Path | None = None
     device = device or best_device()
     started = time.perf_counter()
     model, tokenizer, _ = midtrain.artifact(budget, progress=progress, device=device)
-    if cfg.context and cfg.context != model.config.block_size:
-        model = extend_context(model, cfg.context, budget.midtrain.context_method)
+    model = at_sft_context(model, budget)
     seq_len = model.config.block_size
     world = World(budget.world)
     data = sft_data(budget, tokenizer, seq_len)

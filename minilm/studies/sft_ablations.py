@@ -60,7 +60,6 @@ from ..evals.probes import identity_rate
 from ..models.checkpoint import check_same_vocabulary
 from ..stages import midtrain, sft
 from ..stages.artifact import artifact_dir, content_key
-from ..models.gpt import extend_context
 from ..stages.sft import sft_data, train_sft
 from ..text.world import World, people_split
 
@@ -122,9 +121,7 @@ def make_setup(budget: Budget | str | None = None, device: str | None = None, pr
     if model is None:
         model, tokenizer, _ = midtrain.artifact(budget, progress=progress, device=device)
     check_same_vocabulary(model, tokenizer)
-    model = midtrain.plain_gpt(model.cpu())
-    if budget.sft.context and budget.sft.context != model.config.block_size:
-        model = extend_context(model, budget.sft.context, budget.midtrain.context_method).cpu()
+    model = sft.at_sft_context(midtrain.plain_gpt(model.cpu()), budget)
     data = sft_data(budget, tokenizer, model.config.block_size)
     return AblationSetup(budget, ablation_config(budget), model, tokenizer, World(budget.world), data,
                          device or best_device(), progress, main_sft)
